@@ -1,0 +1,38 @@
+"""Wire protocol between learner and actors: typed messages, a validating codec, socket set-up.
+
+This package knows bytes, messages and sockets. It knows nothing of reinforcement learning:
+arrays are named, typed and shaped, and what they mean is up to the caller.
+"""
+
+from protocol.codec import CodecError, decode, encode
+from protocol.messages import (
+    PROTOCOL_VERSION,
+    Episodes,
+    Gradient,
+    Heartbeat,
+    Hello,
+    Message,
+    Rollout,
+    Stop,
+    Weights,
+    Welcome,
+)
+from protocol.schema import ArraySpec, check_arrays
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "ArraySpec",
+    "CodecError",
+    "Episodes",
+    "Gradient",
+    "Heartbeat",
+    "Hello",
+    "Message",
+    "Rollout",
+    "Stop",
+    "Weights",
+    "Welcome",
+    "check_arrays",
+    "decode",
+    "encode",
+]

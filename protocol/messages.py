@@ -1,0 +1,172 @@
+"""Message types. Each one is a dataclass of header fields plus named numpy arrays.
+
+Every actor message carries the learner's `run_id` (a fresh id per learner start), so work
+built on weights from an earlier learner process is never taken for current work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+PROTOCOL_VERSION = 1
+
+
+@dataclass
+class Message:
+    """Base: `TYPE` names the message on the wire, `FIELDS` maps header fields to types,
+    `ARRAYS` names the array payloads (None: any set of names, checked by the receiver)."""
+
+    TYPE: ClassVar[str] = ""
+    FIELDS: ClassVar[dict[str, type]] = {}
+    ARRAYS: ClassVar[tuple[str, ...] | None] = ()
+
+    def header_fields(self) -> dict:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    def array_items(self) -> dict[str, np.ndarray]:
+        return {}
+
+
+@dataclass
+class Hello(Message):
+    """Actor -> learner: first contact."""
+
+    TYPE: ClassVar[str] = "hello"
+    FIELDS: ClassVar[dict[str, type]] = {"actor_id": str, "host": str, "pid": int}
+
+    actor_id: str
+    host: str
+    pid: int
+
+
+@dataclass
+class Welcome(Message):
+    """Learner -> actor: everything an actor needs (settings and current weights)."""
+
+    TYPE: ClassVar[str] = "welcome"
+    FIELDS: ClassVar[dict[str, type]] = {
+        "run_id": str,
+        "actor_index": int,
+        "weights_version": int,
+        "settings": dict,
+    }
+    ARRAYS: ClassVar[tuple[str, ...]] = ("weights",)
+
+    run_id: str
+    actor_index: int
+    weights_version: int
+    settings: dict
+    weights: np.ndarray
+
+    def array_items(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights}
+
+
+@dataclass
+class Weights(Message):
+    """Learner -> actor: the newest weights, also the reply that returns an actor's credit."""
+
+    TYPE: ClassVar[str] = "weights"
+    FIELDS: ClassVar[dict[str, type]] = {"run_id": str, "version": int}
+    ARRAYS: ClassVar[tuple[str, ...]] = ("weights",)
+
+    run_id: str
+    version: int
+    weights: np.ndarray
+
+    def array_items(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights}
+
+
+@dataclass
+class Gradient(Message):
+    """Actor -> learner (gradient mode): a flat gradient computed on `weights_version`."""
+
+    TYPE: ClassVar[str] = "gradient"
+    FIELDS: ClassVar[dict[str, type]] = {
+        "run_id": str,
+        "actor_id": str,
+        "weights_version": int,
+        "env_steps": int,
+    }
+    ARRAYS: ClassVar[tuple[str, ...]] = ("grad",)
+
+    run_id: str
+    actor_id: str
+    weights_version: int
+    env_steps: int
+    grad: np.ndarray
+
+    def array_items(self) -> dict[str, np.ndarray]:
+        return {"grad": self.grad}
+
+
+@dataclass
+class Rollout(Message):
+    """Actor -> learner (data mode): experience collected with `weights_version`."""
+
+    TYPE: ClassVar[str] = "rollout"
+    FIELDS: ClassVar[dict[str, type]] = {
+        "run_id": str,
+        "actor_id": str,
+        "weights_version": int,
+        "env_steps": int,
+    }
+    ARRAYS: ClassVar[tuple[str, ...] | None] = None
+
+    run_id: str
+    actor_id: str
+    weights_version: int
+    env_steps: int
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def array_items(self) -> dict[str, np.ndarray]:
+        return self.arrays
+
+
+@dataclass
+class Episodes(Message):
+    """Actor -> learner: returns and lengths of episodes that finished."""
+
+    TYPE: ClassVar[str] = "episodes"
+    FIELDS: ClassVar[dict[str, type]] = {
+        "run_id": str,
+        "actor_id": str,
+        "returns": list,
+        "lengths": list,
+    }
+
+    run_id: str
+    actor_id: str
+    returns: list
+    lengths: list
+
+
+@dataclass
+class Heartbeat(Message):
+    """Either way: I am alive. Sent when nothing else has been sent for a while."""
+
+    TYPE: ClassVar[str] = "heartbeat"
+    FIELDS: ClassVar[dict[str, type]] = {"run_id": str, "actor_id": str}
+
+    run_id: str
+    actor_id: str
+
+
+@dataclass
+class Stop(Message):
+    """Learner -> actor: training is over, exit."""
+
+    TYPE: ClassVar[str] = "stop"
+    FIELDS: ClassVar[dict[str, type]] = {"run_id": str, "reason": str}
+
+    run_id: str
+    reason: str
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.TYPE: cls for cls in (Hello, Welcome, Weights, Gradient, Rollout, Episodes, Heartbeat, Stop)
+}
