@@ -56,7 +56,6 @@ def _unpack_header(data: Any) -> dict:
             raw,
             raw=False,
             strict_map_key=True,
-            max_buffer_size=MAX_HEADER_BYTES,
             max_str_len=MAX_HEADER_BYTES,
             max_bin_len=0,
             max_array_len=MAX_LIST_LEN,

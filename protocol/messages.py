@@ -158,12 +158,13 @@ class Heartbeat(Message):
 
 @dataclass
 class Stop(Message):
-    """Learner -> actor: training is over, exit."""
+    """Learner -> actor: training is over, exit. Actor -> learner: this actor is leaving."""
 
     TYPE: ClassVar[str] = "stop"
-    FIELDS: ClassVar[dict[str, type]] = {"run_id": str, "reason": str}
+    FIELDS: ClassVar[dict[str, type]] = {"run_id": str, "actor_id": str, "reason": str}
 
     run_id: str
+    actor_id: str
     reason: str
 
 

@@ -41,8 +41,6 @@ def connect_dealer(ctx: zmq.Context, address: str) -> zmq.Socket:
     """An actor's socket to the learner."""
     sock = ctx.socket(zmq.DEALER)
     _common(sock)
-    # Queue nothing for a learner that is not connected yet: the handshake retries instead.
-    sock.setsockopt(zmq.IMMEDIATE, 1)
     sock.setsockopt(zmq.RECONNECT_IVL, 200)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, 5000)
     sock.connect(address)

@@ -38,7 +38,7 @@ def a3c_loss(
     policy_loss = -(logp * advantages.detach()).mean()
     value_loss = 0.5 * (value_targets.detach() - values).pow(2).mean()
     total = policy_loss + value_coef * value_loss - entropy_coef * entropy
-    stats = LossStats(float(policy_loss), float(value_loss), float(entropy))
+    stats = LossStats(policy_loss.item(), value_loss.item(), entropy.item())
     return total, stats
 
 
@@ -64,8 +64,16 @@ def rollout_loss(
     if off_policy:
         target_logp = torch.log_softmax(logits.detach(), -1).gather(-1, actions.unsqueeze(-1))
         vs, adv = vtrace(
-            torch.as_tensor(rollout.behaviour_logp), target_logp.reshape(T, E), rewards,
-            values_te.detach(), next_values, terminated, truncated, hp.gamma, hp.rho_bar, hp.c_bar,
+            torch.as_tensor(rollout.behaviour_logp),
+            target_logp.reshape(T, E),
+            rewards,
+            values_te.detach(),
+            next_values,
+            terminated,
+            truncated,
+            hp.gamma,
+            hp.rho_bar,
+            hp.c_bar,
         )
     else:
         vs = n_step_returns(rewards, next_values, terminated, truncated, hp.gamma)

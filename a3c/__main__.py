@@ -1,0 +1,3 @@
+from a3c.cli import main
+
+main()

@@ -1,0 +1,271 @@
+"""The `a3c` console script. Every option can also be set as A3C_<OPTION> in the environment
+(e.g. A3C_MODE=data, A3C_MAX_ENV_STEPS=100000), so containers are driven by variables."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import click
+
+from a3c.logs import setup_logging
+from rlcore.hyperparams import Hyperparams
+
+DEFAULTS = Hyperparams()
+
+
+def option(*names: str, **kwargs):
+    """A click option whose environment variable is A3C_<LONG NAME>."""
+    long = next(n for n in names if n.startswith("--"))
+    kwargs.setdefault("envvar", "A3C_" + long[2:].upper().replace("-", "_"))
+    kwargs.setdefault("show_envvar", True)
+    return click.option(*names, **kwargs)
+
+
+def _hidden(_ctx, _param, value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(x) for x in value.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected sizes like 64,64") from None
+    if not sizes or min(sizes) <= 0:
+        raise click.BadParameter(f"{value!r}: expected positive sizes like 64,64")
+    return sizes
+
+
+LEARNER_OPTIONS = [
+    option(
+        "--mode",
+        type=click.Choice(["gradient", "data"]),
+        required=True,
+        help="gradient: actors send gradients; data: actors send experience.",
+    ),
+    option("--env", "env_id", default="CartPole-v1", show_default=True, help="Gymnasium env id."),
+    option("--run-dir", default=None, help="Run directory [default: runs/ENV-MODE-TIME]."),
+    option(
+        "--target-return",
+        type=float,
+        default=None,
+        help="Stop when mean_return_100 reaches it [default: the env's threshold].",
+    ),
+    option("--max-env-steps", type=click.IntRange(min=1), default=None, help="Env-step budget."),
+    option(
+        "--max-seconds",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="Wall-time budget.",
+    ),
+    option("--seed", type=int, default=0, show_default=True),
+    option(
+        "--lr", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS.lr, show_default=True
+    ),
+    option(
+        "--rollout-len",
+        type=click.IntRange(1, 10_000),
+        default=DEFAULTS.rollout_len,
+        show_default=True,
+        help="Env steps per env in one rollout.",
+    ),
+    option(
+        "--num-envs",
+        type=click.IntRange(1, 4096),
+        default=DEFAULTS.num_envs,
+        show_default=True,
+        help="Envs per actor, stepped with batched inference.",
+    ),
+    option("--gamma", type=click.FloatRange(0, 1), default=DEFAULTS.gamma, show_default=True),
+    option(
+        "--entropy-coef",
+        type=click.FloatRange(min=0),
+        default=DEFAULTS.entropy_coef,
+        show_default=True,
+    ),
+    option(
+        "--value-coef", type=click.FloatRange(min=0), default=DEFAULTS.value_coef, show_default=True
+    ),
+    option(
+        "--max-grad-norm",
+        type=click.FloatRange(min=0, min_open=True),
+        default=DEFAULTS.max_grad_norm,
+        show_default=True,
+    ),
+    option(
+        "--hidden",
+        default=",".join(map(str, DEFAULTS.hidden)),
+        show_default=True,
+        callback=_hidden,
+        help="Hidden layer sizes of the MLP.",
+    ),
+    option(
+        "--max-staleness",
+        type=click.IntRange(min=0),
+        default=20,
+        show_default=True,
+        help="Drop work computed on weights more than this many updates old.",
+    ),
+    option(
+        "--checkpoint-every",
+        type=click.FloatRange(min=0, min_open=True),
+        default=60.0,
+        show_default=True,
+        help="Seconds between checkpoints.",
+    ),
+    option("--resume", is_flag=True, default=False, help="Continue from the run dir's checkpoint."),
+    option("--verbose", "-v", is_flag=True, default=False),
+]
+
+
+def learner_options(fn):
+    for opt in reversed(LEARNER_OPTIONS):
+        fn = opt(fn)
+    return fn
+
+
+def _config(bind: str, **kw):
+    from learner.config import LearnerConfig
+
+    hp = Hyperparams(
+        lr=kw["lr"],
+        rollout_len=kw["rollout_len"],
+        num_envs=kw["num_envs"],
+        gamma=kw["gamma"],
+        entropy_coef=kw["entropy_coef"],
+        value_coef=kw["value_coef"],
+        max_grad_norm=kw["max_grad_norm"],
+        hidden=kw["hidden"],
+    )
+    run_dir = kw["run_dir"] or f"runs/{kw['env_id']}-{kw['mode']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return LearnerConfig(
+        mode=kw["mode"],
+        env_id=kw["env_id"],
+        run_dir=run_dir,
+        bind=bind,
+        target_return=kw["target_return"],
+        max_env_steps=kw["max_env_steps"],
+        max_seconds=kw["max_seconds"],
+        seed=kw["seed"],
+        hp=hp,
+        max_staleness=kw["max_staleness"],
+        checkpoint_every=kw["checkpoint_every"],
+        resume=kw["resume"],
+    )
+
+
+def one_line_errors(fn):
+    """Known failures become `Error: <one line>` and exit 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from a3c.evaluate import EvaluateError
+        from learner.service import LearnerStartError
+
+        try:
+            return fn(*args, **kwargs)
+        except (LearnerStartError, EvaluateError, ValueError) as exc:
+            raise click.ClickException(str(exc).splitlines()[0]) from None
+
+    return wrapper
+
+
+def _print_summary(summary: dict) -> None:
+    mean = summary["mean_return_100"]
+    click.echo(
+        f"{summary['stop_reason']}: mean_return_100 "
+        f"{'-' if mean is None else f'{mean:.1f}'} after {summary['env_steps']:,} env steps, "
+        f"{summary['episodes']:,} episodes, {summary['wall_seconds']:.1f}s"
+        f"{' (solved)' if summary['solved'] else ''}"
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Distributed A3C over ZeroMQ: one learner, any number of actors."""
+
+
+@main.command()
+@learner_options
+@option(
+    "--bind",
+    default="tcp://127.0.0.1:5555",
+    show_default=True,
+    help="Address actors connect to. Loopback by default.",
+)
+@one_line_errors
+def learner(bind, verbose, **kw):
+    """Run the learner; actors connect to its --bind address."""
+    from learner.service import Learner
+
+    setup_logging(verbose)
+    _print_summary(Learner(_config(bind, **kw)).run())
+
+
+@main.command()
+@option(
+    "--learner",
+    "learner_address",
+    default="tcp://127.0.0.1:5555",
+    show_default=True,
+    help="The learner's address; everything else comes from its handshake.",
+)
+@option(
+    "--workers",
+    type=click.IntRange(1, 1024),
+    default=1,
+    show_default=True,
+    help="Independent actor processes to run.",
+)
+@option("--seed", type=int, default=None, help="Base seed [default: the learner's seed].")
+@option("--verbose", "-v", is_flag=True, default=False)
+def actor(learner_address, workers, seed, verbose):
+    """Run actors for the learner at --learner, until it says stop."""
+    setup_logging(verbose)
+    if workers == 1:
+        from actor.worker import run_actor
+
+        raise SystemExit(run_actor(learner_address, seed))
+    from actor.pool import run_pool
+
+    raise SystemExit(run_pool(learner_address, workers, seed, verbose))
+
+
+@main.command()
+@learner_options
+@option(
+    "--actors",
+    type=click.IntRange(1, 256),
+    default=2,
+    show_default=True,
+    help="Actor processes to start on this machine.",
+)
+@option(
+    "--bind",
+    default="tcp://127.0.0.1:*",
+    show_default=True,
+    help="Learner address (a free port by default).",
+)
+@one_line_errors
+def train(actors, bind, verbose, **kw):
+    """Train on this machine: a learner and N actor processes, stopped when done."""
+    from a3c.train import train as run_train
+
+    setup_logging(verbose)
+    _print_summary(run_train(_config(bind, **kw), actors, verbose))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@option("--episodes", type=click.IntRange(min=1), default=100, show_default=True)
+@option(
+    "--stochastic",
+    is_flag=True,
+    default=False,
+    help="Sample actions instead of taking the most likely one.",
+)
+@option("--seed", type=int, default=0, show_default=True)
+@one_line_errors
+def evaluate(run_dir, episodes, stochastic, seed):
+    """Run the latest checkpoint of RUN_DIR and print the mean and std of the return."""
+    from a3c.evaluate import evaluate as run_evaluate
+
+    mean, std = run_evaluate(run_dir, episodes, stochastic, seed)
+    policy = "stochastic" if stochastic else "greedy"
+    click.echo(f"mean return {mean:.2f} +/- {std:.2f} over {episodes} episodes ({policy} policy)")

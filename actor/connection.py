@@ -1,0 +1,105 @@
+"""An actor's link to the learner: handshake with backoff, sends, validated receives."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+import numpy as np
+import zmq
+
+from protocol import CodecError, Hello, Message, Stop, Weights, Welcome, decode
+from protocol.codec import encode
+from protocol.sockets import connect_dealer
+
+log = logging.getLogger(__name__)
+
+
+class LearnerLink:
+    def __init__(self, address: str, actor_id: str):
+        self.address = address
+        self.actor_id = actor_id
+        self.ctx = zmq.Context()
+        self.sock: zmq.Socket | None = None
+        self.last_heard = time.monotonic()
+        self.num_params: int | None = None
+
+    def handshake(
+        self, should_stop, first_wait: float = 1.0, max_wait: float = 10.0
+    ) -> Welcome | None:
+        """Say hello until a learner answers; None if `should_stop()` turns true first."""
+        wait = first_wait
+        attempt = 0
+        while not should_stop():
+            self._reopen()
+            hello = Hello(self.actor_id, socket.gethostname(), os.getpid())
+            self.sock.send_multipart(encode(hello))  # queued until the connection is up
+            welcome = self._await_welcome(wait, should_stop)
+            if welcome is not None:
+                self.num_params = int(welcome.weights.size)
+                log.info("joined learner at %s (run %s)", self.address, welcome.run_id)
+                return welcome
+            attempt += 1
+            wait = min(wait * 2, max_wait)
+            log.warning(
+                "no learner answering at %s (attempt %d); retrying for %.0fs",
+                self.address,
+                attempt,
+                wait,
+            )
+        return None
+
+    def _reopen(self) -> None:
+        if self.sock is not None:
+            self.sock.close(linger=0)
+        # A fresh socket per attempt: nothing queued for an earlier learner is sent twice.
+        self.sock = connect_dealer(self.ctx, self.address)
+
+    def _await_welcome(self, timeout: float, should_stop) -> Welcome | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not should_stop():
+            msg = self.recv(min(0.2, max(deadline - time.monotonic(), 0.0)))
+            if isinstance(msg, Welcome):
+                return msg
+            if isinstance(msg, Stop):
+                return None
+        return None
+
+    def send(self, msg: Message, copy: bool = False) -> bool:
+        try:
+            self.sock.send_multipart(encode(msg), flags=zmq.NOBLOCK, copy=copy)
+            return True
+        except zmq.Again:
+            return False
+
+    def recv(self, timeout: float) -> Message | None:
+        """The next valid message from the learner, or None after `timeout` seconds."""
+        if not self.sock.poll(int(timeout * 1000)):
+            return None
+        frames = self.sock.recv_multipart(copy=False)
+        try:
+            msg = decode(frames)
+            self._check(msg)
+        except CodecError as exc:
+            log.warning("dropped a bad message from the learner: %s", exc)
+            return None
+        self.last_heard = time.monotonic()
+        return msg
+
+    def _check(self, msg: Message) -> None:
+        weights = getattr(msg, "weights", None)
+        if weights is None or not isinstance(msg, (Welcome, Weights)):
+            return
+        if weights.dtype != np.float32 or weights.ndim != 1:
+            raise CodecError("bad_array", "weights must be a flat float32 array")
+        if isinstance(msg, Weights) and weights.size != self.num_params:
+            raise CodecError("bad_shape", f"{weights.size} weights, expected {self.num_params}")
+        if not np.isfinite(weights).all():
+            raise CodecError("non_finite", "weights")
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close(linger=500)
+        self.ctx.term()

@@ -1,0 +1,41 @@
+"""`--workers N`: N independent actor processes from one command."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import signal
+
+log = logging.getLogger(__name__)
+
+
+def _child(learner: str, seed: int | None, verbose: bool) -> None:
+    from a3c.logs import setup_logging
+    from actor.worker import run_actor
+
+    setup_logging(verbose)
+    raise SystemExit(run_actor(learner, seed))
+
+
+def run_pool(learner: str, workers: int, seed: int | None, verbose: bool = False) -> int:
+    ctx = mp.get_context("spawn")
+    procs = []
+    for i in range(workers):
+        child_seed = None if seed is None else seed + i
+        p = ctx.Process(target=_child, args=(learner, child_seed, verbose), name=f"actor-{i}")
+        p.start()
+        procs.append(p)
+
+    def forward(signum, _frame):
+        for p in procs:
+            if p.is_alive():
+                p.terminate()  # SIGTERM: each actor leaves cleanly
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for p in procs:
+        p.join()
+    codes = [p.exitcode for p in procs]
+    if any(codes):
+        log.error("actor exit codes: %s", codes)
+    return max((abs(c) for c in codes if c is not None), default=0)

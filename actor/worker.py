@@ -1,0 +1,216 @@
+"""One actor process: join the learner, then act, compute work, send it, take new weights.
+
+Credit: at most `max_outstanding` work messages are in flight. Before each rollout the
+actor consumes exactly as many replies as it needs to be under that limit, in order, and
+adopts the weights they carry, so a single-actor run with a fixed seed repeats exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from actor.collector import Collector
+from actor.connection import LearnerLink
+from protocol import Episodes, Gradient, Heartbeat, Rollout, Stop, Weights, Welcome
+from rlcore.envs import EnvSpec, VectorEnv
+from rlcore.hyperparams import Hyperparams
+from rlcore.losses import rollout_loss
+from rlcore.networks import build_network, get_flat_grad, set_flat_params
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the learner's welcome tells an actor."""
+
+    mode: str
+    env_id: str
+    spec: EnvSpec
+    hp: Hyperparams
+    seed: int
+    max_outstanding: int
+    heartbeat_interval: float
+    heartbeat_timeout: float
+
+    @classmethod
+    def from_welcome(cls, settings: dict) -> Settings:
+        return cls(
+            mode=str(settings["mode"]),
+            env_id=str(settings["env_id"]),
+            spec=EnvSpec.from_dict(settings["env_spec"]),
+            hp=Hyperparams.from_dict(settings["hyperparams"]),
+            seed=int(settings["seed"]),
+            max_outstanding=max(1, int(settings["max_outstanding"])),
+            heartbeat_interval=float(settings["heartbeat_interval"]),
+            heartbeat_timeout=float(settings["heartbeat_timeout"]),
+        )
+
+
+class LearnerGone(Exception):
+    """Nothing heard from the learner for longer than the heartbeat timeout."""
+
+
+class StopActor(Exception):
+    """The learner said training is over."""
+
+
+class Actor:
+    def __init__(self, learner: str, seed: int | None = None):
+        self.actor_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.link = LearnerLink(learner, self.actor_id)
+        self.cli_seed = seed
+        self.settings: Settings | None = None
+        self.run_id = ""
+        self.version = 0
+        self.outstanding = 0
+        self.signalled: str | None = None
+        self.env_steps = 0
+
+    def run(self) -> int:
+        """Train until the learner says stop (exit code 0) or a signal arrives (also 0)."""
+        torch.set_num_threads(1)
+        self._install_signal_handlers()
+        try:
+            while not self.signalled:
+                welcome = self.link.handshake(lambda: self.signalled is not None)
+                if welcome is None:
+                    break
+                try:
+                    self._adopt_welcome(welcome)
+                    self._work()
+                except LearnerGone:
+                    log.warning(
+                        "learner silent for %.0fs; reconnecting", self.settings.heartbeat_timeout
+                    )
+                except StopActor as stop:
+                    log.info("learner ended training (%s); exiting", stop)
+                    return 0
+            self._leave()
+            return 0
+        finally:
+            self._close()
+
+    def _install_signal_handlers(self) -> None:
+        def handler(signum, _frame):
+            self.signalled = signal.Signals(signum).name
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def _adopt_welcome(self, welcome: Welcome) -> None:
+        settings = Settings.from_welcome(welcome.settings)
+        if settings != self.settings:
+            self._build(settings, welcome.actor_index)
+        self.run_id = welcome.run_id
+        self.outstanding = 0
+        self._adopt_weights(welcome.weights_version, welcome.weights)
+
+    def _build(self, settings: Settings, actor_index: int) -> None:
+        if self.settings is not None:
+            self.envs.close()
+        self.settings = settings
+        base = settings.seed if self.cli_seed is None else self.cli_seed
+        env_seed, torch_seed = np.random.SeedSequence([base, actor_index]).generate_state(2)
+        self.model = build_network(settings.spec, settings.hp.hidden)
+        self.envs = VectorEnv(settings.env_id, settings.hp.num_envs, int(env_seed))
+        self.envs.reset()
+        generator = torch.Generator().manual_seed(int(torch_seed))
+        self.collector = Collector(self.envs, settings.hp.rollout_len, generator)
+        log.info(
+            "acting on %s in %s mode with %d envs (index %d)",
+            settings.env_id,
+            settings.mode,
+            settings.hp.num_envs,
+            actor_index,
+        )
+
+    def _adopt_weights(self, version: int, weights: np.ndarray) -> None:
+        set_flat_params(self.model, weights)
+        self.version = version
+
+    def _work(self) -> None:
+        while not self.signalled:
+            self._wait_for_credit()
+            if self.signalled:
+                return
+            rollout = self.collector.collect(self.model)
+            self.env_steps += rollout.num_steps
+            self._send_episodes()
+            self._send_work(rollout)
+            self.outstanding += 1
+
+    def _send_work(self, rollout) -> None:
+        s = self.settings
+        if s.mode == "gradient":
+            self.model.zero_grad(set_to_none=True)
+            loss, _ = rollout_loss(self.model, rollout, s.hp, off_policy=False)
+            loss.backward()
+            msg = Gradient(
+                self.run_id,
+                self.actor_id,
+                self.version,
+                rollout.num_steps,
+                get_flat_grad(self.model),
+            )
+            self.link.send(msg)
+        else:
+            msg = Rollout(
+                self.run_id, self.actor_id, self.version, rollout.num_steps, rollout.arrays()
+            )
+            # Copied: the rollout buffer is refilled while ZeroMQ may still hold the frames.
+            self.link.send(msg, copy=True)
+
+    def _send_episodes(self) -> None:
+        returns, lengths = self.envs.pop_finished()
+        if returns:
+            self.link.send(Episodes(self.run_id, self.actor_id, returns, lengths))
+
+    def _wait_for_credit(self) -> None:
+        """Consume replies, in order, until fewer than `max_outstanding` are in flight."""
+        s = self.settings
+        last_sent = time.monotonic()
+        while self.outstanding >= s.max_outstanding and not self.signalled:
+            msg = self.link.recv(s.heartbeat_interval)
+            if msg is None:
+                if time.monotonic() - self.link.last_heard > s.heartbeat_timeout:
+                    raise LearnerGone()
+                if time.monotonic() - last_sent >= s.heartbeat_interval:
+                    self.link.send(Heartbeat(self.run_id, self.actor_id))
+                    last_sent = time.monotonic()
+                continue
+            self._on_message(msg)
+
+    def _on_message(self, msg) -> None:
+        if isinstance(msg, Stop):
+            raise StopActor(msg.reason)
+        if isinstance(msg, Welcome):
+            log.info("learner restarted or re-synced (run %s)", msg.run_id)
+            self._adopt_welcome(msg)
+        elif isinstance(msg, Weights) and msg.run_id == self.run_id:
+            self.outstanding = max(0, self.outstanding - 1)
+            if msg.version >= self.version:
+                self._adopt_weights(msg.version, msg.weights)
+
+    def _leave(self) -> None:
+        if self.run_id and self.link.sock is not None:
+            self.link.send(Stop(self.run_id, self.actor_id, f"actor {self.signalled or 'done'}"))
+            log.info("leaving (%s)", self.signalled)
+
+    def _close(self) -> None:
+        if self.settings is not None:
+            self.envs.close()
+        self.link.close()
+
+
+def run_actor(learner: str, seed: int | None = None) -> int:
+    return Actor(learner, seed).run()

@@ -1,0 +1,61 @@
+"""Every setting of a learner run, in one dataclass written to config.json."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from rlcore.hyperparams import Hyperparams
+
+MODES = ("gradient", "data")
+
+
+@dataclass
+class LearnerConfig:
+    mode: str
+    env_id: str
+    run_dir: str
+    bind: str = "tcp://127.0.0.1:5555"
+    target_return: float | None = None
+    """Stop when mean_return_100 reaches this. None: the env's own reward threshold, if any."""
+    max_env_steps: int | None = None
+    max_seconds: float | None = None
+    seed: int = 0
+    hp: Hyperparams = field(default_factory=Hyperparams)
+    max_staleness: int = 20
+    """Drop work computed on weights more than this many updates old."""
+    checkpoint_every: float = 60.0
+    resume: bool = False
+    max_outstanding: int = 2
+    """Work messages an actor may have in flight before it waits for a reply (its credit)."""
+    heartbeat_interval: float = 1.0
+    heartbeat_timeout: float = 10.0
+    """An actor unheard of for this long no longer counts as connected."""
+    metrics_every: float = 5.0
+    stop_grace: float = 1.5
+    """Seconds spent telling actors to stop before the learner exits."""
+    torch_threads: int = 1
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
+        self.hp.validate()
+        positive = {
+            "max_staleness": self.max_staleness,
+            "checkpoint_every": self.checkpoint_every,
+            "max_outstanding": self.max_outstanding,
+            "heartbeat_timeout": self.heartbeat_timeout,
+            "metrics_every": self.metrics_every,
+            "torch_threads": self.torch_threads,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"{name.replace('_', '-')} must be > 0")
+        for name in ("max_env_steps", "max_seconds"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name.replace('_', '-')} must be > 0")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hp"] = self.hp.to_dict()
+        return d

@@ -1,0 +1,75 @@
+"""Which actors the learner knows, by the id from their handshake (not the ZeroMQ identity,
+which changes when an actor reconnects)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ActorInfo:
+    actor_id: str
+    identity: bytes
+    index: int
+    host: str = "?"
+    pid: int = 0
+    last_seen: float = field(default_factory=time.monotonic)
+    env_steps: int = 0
+    gone: bool = False
+
+
+class ActorRegistry:
+    """Bounded: past `capacity` entries the longest-silent actor is forgotten."""
+
+    def __init__(self, heartbeat_timeout: float, capacity: int = 4096):
+        self.timeout = heartbeat_timeout
+        self.capacity = capacity
+        self.actors: dict[str, ActorInfo] = {}
+        self._next_index = 0
+
+    def get(self, actor_id: str) -> ActorInfo | None:
+        return self.actors.get(actor_id)
+
+    def register(self, actor_id: str, identity: bytes, host: str = "?", pid: int = 0) -> ActorInfo:
+        info = self.actors.get(actor_id)
+        if info is None:
+            if len(self.actors) >= self.capacity:
+                oldest = min(self.actors.values(), key=lambda a: a.last_seen)
+                del self.actors[oldest.actor_id]
+            info = ActorInfo(actor_id, identity, self._next_index, host, pid)
+            self._next_index += 1
+            self.actors[actor_id] = info
+            log.info("actor %s joined (host %s, pid %d, index %d)", actor_id, host, pid, info.index)
+        else:
+            info.identity, info.host, info.pid = identity, host, pid
+            if info.gone:
+                log.info("actor %s is back", actor_id)
+        info.gone = False
+        info.last_seen = time.monotonic()
+        return info
+
+    def touch(self, info: ActorInfo, identity: bytes) -> None:
+        info.identity = identity
+        info.last_seen = time.monotonic()
+        if info.gone:
+            info.gone = False
+            log.info("actor %s is back", info.actor_id)
+
+    def expire(self) -> None:
+        """Mark actors silent for longer than the heartbeat timeout as gone."""
+        now = time.monotonic()
+        for info in self.actors.values():
+            if not info.gone and now - info.last_seen > self.timeout:
+                info.gone = True
+                log.warning("actor %s gone: silent for %.1fs", info.actor_id, now - info.last_seen)
+
+    def leave(self, info: ActorInfo) -> None:
+        info.gone = True
+        log.info("actor %s left", info.actor_id)
+
+    def connected(self) -> list[ActorInfo]:
+        return [a for a in self.actors.values() if not a.gone]

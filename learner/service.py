@@ -1,0 +1,431 @@
+"""The learner process: one ROUTER socket, one model, one optimizer.
+
+Flow control: each actor may have `max_outstanding` work messages in flight; every work
+message is answered with the newest weights, which also returns the actor's credit. So a
+new or lagging actor always gets current weights at once, memory per actor is bounded, and
+the learner never waits on any actor (all sends are non-blocking).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import zmq
+
+from learner.config import LearnerConfig
+from learner.progress import Progress, progress_line
+from learner.registry import ActorInfo, ActorRegistry
+from learner.rundir import RunDir, write_json
+from learner.stats import RunStats
+from learner.updater import Updater
+from learner.validation import check_episodes, check_gradient, check_rollout
+from protocol import (
+    CodecError,
+    Episodes,
+    Gradient,
+    Heartbeat,
+    Hello,
+    Message,
+    Rollout,
+    Stop,
+    Weights,
+    Welcome,
+    decode,
+)
+from protocol.sockets import bind_router, try_send
+from rlcore.envs import UnsupportedEnvError, make_env, probe_env
+from rlcore.rollout import RolloutBatch
+
+log = logging.getLogger(__name__)
+BURST = 256
+
+
+class LearnerStartError(RuntimeError):
+    """The learner cannot start; the message names why, in one line."""
+
+
+@dataclass
+class PendingRollout:
+    batch: RolloutBatch
+    weights_version: int
+
+
+class Learner:
+    def __init__(self, config: LearnerConfig):
+        try:
+            config.validate()
+            self.spec = probe_env(config.env_id)
+        except (ValueError, UnsupportedEnvError) as exc:
+            raise LearnerStartError(str(exc)) from None
+        import torch
+
+        torch.set_num_threads(config.torch_threads)
+        self.cfg = config
+        self.hp = config.hp
+        self.target = config.target_return
+        if self.target is None:
+            self.target = _env_threshold(config.env_id)
+        self.rundir = RunDir(config.run_dir)
+        self.updater = Updater(self.spec, self.hp, config.seed)
+        self.stats = RunStats()
+        self.registry = ActorRegistry(config.heartbeat_timeout)
+        self.run_id = secrets.token_hex(8)
+        self.pending: dict[str, deque[PendingRollout]] = {}
+        self.interrupted: str | None = None
+        self._prepare_run_dir()
+        self.ctx = zmq.Context()
+        try:
+            self.sock, self.endpoint = bind_router(self.ctx, config.bind)
+        except zmq.ZMQError as exc:
+            self.ctx.term()
+            raise LearnerStartError(f"cannot bind {config.bind}: {exc}") from None
+
+    # ---- run directory -------------------------------------------------------------------
+
+    def _prepare_run_dir(self) -> None:
+        rd = self.rundir
+        rd.create()
+        if rd.checkpoint.exists() and not self.cfg.resume:
+            raise LearnerStartError(
+                f"{rd.root} already holds a checkpoint: pass --resume to continue that run, "
+                "or choose another --run-dir"
+            )
+        if self.cfg.resume and rd.checkpoint.exists():
+            self._resume()
+        elif self.cfg.resume:
+            log.warning("--resume: no checkpoint in %s, starting a new run", rd.root)
+        write_json(rd.config, self.cfg.to_dict())
+
+    def _resume(self) -> None:
+        try:
+            state = self.rundir.load_checkpoint()
+        except Exception as exc:
+            raise LearnerStartError(f"cannot load {self.rundir.checkpoint}: {exc}") from None
+        if (state["mode"], state["env_id"]) != (self.cfg.mode, self.cfg.env_id):
+            raise LearnerStartError(
+                f"checkpoint is of mode {state['mode']} on {state['env_id']}, "
+                f"not {self.cfg.mode} on {self.cfg.env_id}"
+            )
+        self.updater.load_state_dict(state)
+        self.stats = RunStats(elapsed_before=float(state["wall_seconds"]))
+        self.stats.env_steps = int(state["env_steps"])
+        self.stats.episodes = int(state["episodes"])
+        self.stats.updates = int(state["updates"])
+        self.stats.recent_returns.extend(float(r) for r in state["recent_returns"])
+        log.info(
+            "resumed from %s: version %d, %d env steps",
+            self.rundir.checkpoint,
+            self.updater.version,
+            self.stats.env_steps,
+        )
+
+    def save_checkpoint(self) -> None:
+        state = self.updater.state_dict()
+        state.update(
+            mode=self.cfg.mode,
+            env_id=self.cfg.env_id,
+            env_steps=self.stats.env_steps,
+            episodes=self.stats.episodes,
+            updates=self.stats.updates,
+            wall_seconds=self.stats.wall_seconds,
+            recent_returns=list(self.stats.recent_returns),
+            hidden=list(self.hp.hidden),
+        )
+        self.rundir.save_checkpoint(state)
+
+    # ---- main loop -----------------------------------------------------------------------
+
+    def run(self) -> dict:
+        self._install_signal_handlers()
+        log.info(
+            "learner run %s: mode %s, env %s, listening on %s, target %s",
+            self.run_id,
+            self.cfg.mode,
+            self.cfg.env_id,
+            self.endpoint,
+            self.target,
+        )
+        progress = Progress(plain_every=self.cfg.metrics_every)
+        now = time.monotonic()
+        self._next_metrics = now + self.cfg.metrics_every
+        self._next_checkpoint = now + self.cfg.checkpoint_every
+        reason = None
+        try:
+            while reason is None:
+                if self.sock.poll(50):
+                    self._receive_burst()
+                if self.pending:
+                    self._learn_pending()
+                self._periodic(progress)
+                reason = self._stop_reason()
+        finally:
+            progress.close()
+        return self._finish(reason)
+
+    def _install_signal_handlers(self) -> None:
+        def handler(signum, _frame):
+            self.interrupted = signal.Signals(signum).name
+
+        try:
+            signal.signal(signal.SIGTERM, handler)
+            signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread (embedded use); the caller handles signals
+            pass
+
+    def _receive_burst(self) -> None:
+        for _ in range(BURST):
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._handle(frames[0].bytes, frames[1:])
+
+    def _periodic(self, progress: Progress) -> None:
+        now = time.monotonic()
+        self.registry.expire()
+        if now >= self._next_metrics:
+            self._next_metrics = now + self.cfg.metrics_every
+            self._write_metrics()
+        if now >= self._next_checkpoint:
+            self._next_checkpoint = now + self.cfg.checkpoint_every
+            self.save_checkpoint()
+        s = self.stats
+        progress.maybe_show(
+            s.env_steps,
+            lambda rate: progress_line(
+                s.wall_seconds,
+                s.env_steps,
+                rate,
+                s.episodes,
+                s.mean_return_100,
+                s.updates,
+                len(self.registry.connected()),
+            ),
+        )
+
+    def _write_metrics(self) -> dict:
+        record = self.stats.record(self.updater.version, len(self.registry.connected()))
+        record["mode"] = self.cfg.mode
+        self.rundir.append_metrics(record)
+        return record
+
+    def _stop_reason(self) -> str | None:
+        s = self.stats
+        if self.interrupted:
+            return f"interrupted ({self.interrupted})"
+        if self._solved():
+            return "target_reached"
+        if self.cfg.max_env_steps is not None and s.env_steps >= self.cfg.max_env_steps:
+            return "max_env_steps"
+        if self.cfg.max_seconds is not None and s.wall_seconds >= self.cfg.max_seconds:
+            return "max_seconds"
+        return None
+
+    def _solved(self) -> bool:
+        """mean_return_100 at the target, over a full window of 100 episodes."""
+        s = self.stats
+        return bool(
+            self.target is not None
+            and len(s.recent_returns) == 100
+            and s.mean_return_100 >= self.target
+        )
+
+    def _finish(self, reason: str) -> dict:
+        self.save_checkpoint()
+        self._write_metrics()
+        s = self.stats
+        mean = s.mean_return_100
+        summary = {
+            "mode": self.cfg.mode,
+            "env": self.cfg.env_id,
+            "stop_reason": reason,
+            "solved": self._solved(),
+            "env_steps": s.env_steps,
+            "episodes": s.episodes,
+            "updates": s.updates,
+            "weights_version": self.updater.version,
+            "wall_seconds": round(s.wall_seconds, 3),
+            "mean_return_100": mean,
+            "target_return": self.target,
+            "dropped": dict(s.dropped),
+        }
+        write_json(self.rundir.summary, summary)
+        log.info("stopping (%s): %s", reason, summary)
+        self._tell_actors_to_stop(reason)
+        self.close()
+        return summary
+
+    def _tell_actors_to_stop(self, reason: str) -> None:
+        for info in self.registry.actors.values():
+            try_send(self.sock, Stop(self.run_id, info.actor_id, reason), info.identity)
+        # Actors mid-send get their stop as the answer to whatever they send next.
+        deadline = time.monotonic() + self.cfg.stop_grace
+        while time.monotonic() < deadline:
+            if not self.sock.poll(50):
+                continue
+            frames = self.sock.recv_multipart(copy=False)
+            try:
+                msg = decode(frames[1:])
+            except CodecError:
+                continue
+            actor_id = getattr(msg, "actor_id", "")
+            try_send(self.sock, Stop(self.run_id, actor_id, reason), frames[0].bytes)
+
+    def close(self) -> None:
+        self.sock.close(linger=200)
+        self.ctx.term()
+
+    # ---- messages ------------------------------------------------------------------------
+
+    def _handle(self, identity: bytes, frames: list) -> None:
+        try:
+            msg = decode(frames)
+        except CodecError as exc:
+            self.stats.drop(exc.reason, exc.detail)
+            return
+        if isinstance(msg, Hello):
+            self._welcome(self.registry.register(msg.actor_id, identity, msg.host, msg.pid))
+            return
+        handlers = {
+            Gradient: self._on_gradient,
+            Rollout: self._on_rollout,
+            Episodes: self._on_episodes,
+            Heartbeat: self._on_heartbeat,
+            Stop: self._on_leave,
+        }
+        handler = handlers.get(type(msg))
+        if handler is None:
+            self.stats.drop("unexpected_type", msg.TYPE)
+            return
+        info = self._sender(identity, msg)
+        if info is None:
+            return
+        try:
+            handler(info, msg)
+        except CodecError as exc:
+            self.stats.drop(exc.reason, f"from {info.actor_id}: {exc.detail}")
+
+    def _sender(self, identity: bytes, msg: Message) -> ActorInfo | None:
+        """The registered sender of `msg`, or None after re-welcoming an out-of-date one."""
+        info = self.registry.get(msg.actor_id)
+        if msg.run_id != self.run_id or info is None:
+            # An actor from before a learner restart, or one we forgot: bring it up to date.
+            self.stats.drop("wrong_run" if msg.run_id != self.run_id else "unknown_actor")
+            if not isinstance(msg, Stop):
+                self._welcome(self.registry.register(msg.actor_id, identity))
+            return None
+        self.registry.touch(info, identity)
+        return info
+
+    def _welcome(self, info: ActorInfo) -> None:
+        settings = {
+            "mode": self.cfg.mode,
+            "env_id": self.cfg.env_id,
+            "env_spec": self.spec.to_dict(),
+            "hyperparams": self.hp.to_dict(),
+            "seed": self.cfg.seed,
+            "max_outstanding": self.cfg.max_outstanding,
+            "heartbeat_interval": self.cfg.heartbeat_interval,
+            "heartbeat_timeout": self.cfg.heartbeat_timeout,
+        }
+        self.pending.pop(info.actor_id, None)
+        welcome = Welcome(
+            self.run_id, info.index, self.updater.version, settings, self.updater.weights
+        )
+        try_send(self.sock, welcome, info.identity)
+
+    def _reply_weights(self, info: ActorInfo) -> None:
+        weights = Weights(self.run_id, self.updater.version, self.updater.weights)
+        if not try_send(self.sock, weights, info.identity):
+            self.stats.drop("reply_undeliverable", info.actor_id)
+
+    def _staleness(self, info: ActorInfo, version: int) -> int | None:
+        staleness = self.updater.version - version
+        if staleness < 0:
+            self.stats.drop("future_version", f"from {info.actor_id}")
+            return None
+        return staleness
+
+    def _on_gradient(self, info: ActorInfo, msg: Gradient) -> None:
+        if self.cfg.mode != "gradient":
+            raise CodecError("wrong_mode", "gradient sent to a data-mode learner")
+        check_gradient(msg, self.updater.num_params, self.hp)
+        staleness = self._staleness(info, msg.weights_version)
+        if staleness is not None:
+            self._count_steps(info, msg.env_steps)
+            if staleness > self.cfg.max_staleness:
+                self.stats.drop("stale", f"{staleness} updates old from {info.actor_id}")
+            else:
+                self.updater.apply_gradient(msg.grad)
+                self.stats.add_update([staleness], (math.nan, math.nan, math.nan))
+        self._reply_weights(info)
+
+    def _on_rollout(self, info: ActorInfo, msg: Rollout) -> None:
+        if self.cfg.mode != "data":
+            raise CodecError("wrong_mode", "rollout sent to a gradient-mode learner")
+        batch = check_rollout(msg, self.spec, self.hp)
+        queue = self.pending.setdefault(info.actor_id, deque())
+        if len(queue) >= self.cfg.max_outstanding:
+            raise CodecError("over_credit", f"{info.actor_id} exceeded its credit")
+        if self._staleness(info, msg.weights_version) is None:
+            self._reply_weights(info)
+            return
+        self._count_steps(info, msg.env_steps)
+        # numpy views into ZeroMQ frames: copy so the frames can be released now.
+        batch = RolloutBatch(**{k: v.copy() for k, v in batch.arrays().items()})
+        queue.append(PendingRollout(batch, msg.weights_version))
+
+    def _learn_pending(self) -> None:
+        """One update from the oldest pending rollout of every actor that has one."""
+        taken: list[tuple[str, PendingRollout]] = []
+        for actor_id in list(self.pending):
+            queue = self.pending[actor_id]
+            taken.append((actor_id, queue.popleft()))
+            if not queue:
+                del self.pending[actor_id]
+        fresh, staleness = [], []
+        for actor_id, item in taken:
+            age = self.updater.version - item.weights_version
+            if age > self.cfg.max_staleness:
+                self.stats.drop("stale", f"{age} updates old from {actor_id}")
+            else:
+                fresh.append(item.batch)
+                staleness.append(age)
+        if fresh:
+            ls = self.updater.learn(fresh)
+            self.stats.add_update(staleness, (ls.policy_loss, ls.value_loss, ls.entropy))
+        for actor_id, _ in taken:
+            info = self.registry.get(actor_id)
+            if info is not None:
+                self._reply_weights(info)
+
+    def _count_steps(self, info: ActorInfo, n: int) -> None:
+        info.env_steps += n
+        self.stats.add_env_steps(n)
+
+    def _on_episodes(self, info: ActorInfo, msg: Episodes) -> None:
+        check_episodes(msg)
+        self.stats.add_episodes(msg.returns)
+
+    def _on_heartbeat(self, info: ActorInfo, msg: Heartbeat) -> None:
+        try_send(self.sock, Heartbeat(self.run_id, info.actor_id), info.identity)
+
+    def _on_leave(self, info: ActorInfo, msg: Stop) -> None:
+        self.pending.pop(info.actor_id, None)
+        self.registry.leave(info)
+        log.info("actor %s left: %s", info.actor_id, msg.reason[:80])
+
+
+def _env_threshold(env_id: str) -> float | None:
+    env = make_env(env_id)
+    try:
+        threshold = env.spec.reward_threshold if env.spec is not None else None
+        return None if threshold is None else float(threshold)
+    finally:
+        env.close()

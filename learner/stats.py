@@ -1,0 +1,99 @@
+"""Counters of a run and the metrics record built from them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, deque
+
+log = logging.getLogger(__name__)
+
+
+class RunStats:
+    """Cumulative counters plus per-interval rates, staleness and loss figures."""
+
+    def __init__(self, elapsed_before: float = 0.0):
+        self.started = time.monotonic() - elapsed_before
+        self.env_steps = 0
+        self.episodes = 0
+        self.updates = 0
+        self.recent_returns: deque[float] = deque(maxlen=100)
+        self.dropped: Counter[str] = Counter()
+        self._last_log: dict[str, float] = {}
+        self._interval_start = time.monotonic()
+        self._interval_env_steps = 0
+        self._interval_updates = 0
+        self._staleness: list[int] = []
+        self._losses: list[tuple[float, float, float]] = []
+
+    @property
+    def wall_seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def mean_return_100(self) -> float | None:
+        if not self.recent_returns:
+            return None
+        return sum(self.recent_returns) / len(self.recent_returns)
+
+    def add_episodes(self, returns: list[float]) -> None:
+        self.episodes += len(returns)
+        self.recent_returns.extend(float(r) for r in returns)
+
+    def add_env_steps(self, n: int) -> None:
+        self.env_steps += n
+        self._interval_env_steps += n
+
+    def add_update(self, staleness: list[int], losses: tuple[float, float, float]) -> None:
+        self.updates += 1
+        self._interval_updates += 1
+        # Bounded: one interval of updates at most a few hundred thousand small ints.
+        if len(self._staleness) < 1_000_000:
+            self._staleness.extend(staleness)
+        self._losses.append(losses)
+        if len(self._losses) > 10_000:
+            del self._losses[:5_000]
+
+    def drop(self, reason: str, detail: str = "") -> None:
+        """Count a rejected message; log each reason at most once every 10 seconds."""
+        self.dropped[reason] += 1
+        now = time.monotonic()
+        if now - self._last_log.get(reason, -1e9) >= 10.0:
+            self._last_log[reason] = now
+            log.warning("dropped message (%s) %s [%d so far]", reason, detail, self.dropped[reason])
+
+    def record(self, weights_version: int, actors_connected: int) -> dict:
+        """The metrics.jsonl record for the interval since the last call; starts a new one."""
+        now = time.monotonic()
+        span = max(now - self._interval_start, 1e-9)
+        st = self._staleness
+        losses = self._losses
+        rec = {
+            "wall_seconds": round(self.wall_seconds, 3),
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            "updates": self.updates,
+            "weights_version": weights_version,
+            "mean_return_100": self.mean_return_100,
+            "env_steps_per_second": round(self._interval_env_steps / span, 1),
+            "updates_per_second": round(self._interval_updates / span, 2),
+            "actors_connected": actors_connected,
+            "staleness_mean": round(sum(st) / len(st), 3) if st else None,
+            "staleness_max": max(st) if st else None,
+            "dropped": dict(self.dropped),
+            "dropped_total": sum(self.dropped.values()),
+            "policy_loss": _mean([x[0] for x in losses]),
+            "value_loss": _mean([x[1] for x in losses]),
+            "entropy": _mean([x[2] for x in losses]),
+        }
+        self._interval_start = now
+        self._interval_env_steps = 0
+        self._interval_updates = 0
+        self._staleness = []
+        self._losses = []
+        return rec
+
+
+def _mean(xs: list[float]) -> float | None:
+    xs = [x for x in xs if x == x]  # NaN marks "not computed here" (gradient mode)
+    return round(sum(xs) / len(xs), 5) if xs else None

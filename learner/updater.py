@@ -1,0 +1,63 @@
+"""The one model and its one Adam optimizer (the seed's SharedAdam, now in one place)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rlcore.envs import EnvSpec
+from rlcore.hyperparams import Hyperparams
+from rlcore.losses import LossStats, rollout_loss
+from rlcore.networks import build_network, get_flat_params, num_params, set_flat_grad
+from rlcore.rollout import RolloutBatch, concat_rollouts
+
+
+class Updater:
+    """Applies gradients (gradient mode) or learns from rollouts (data mode).
+
+    `version` counts updates; it names the weights an actor acted or computed on.
+    """
+
+    def __init__(self, spec: EnvSpec, hp: Hyperparams, seed: int):
+        self.hp = hp
+        self.model = build_network(spec, hp.hidden, seed=seed)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hp.lr)
+        self.version = 0
+        self.num_params = num_params(self.model)
+        self._weights = get_flat_params(self.model)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Flat float32 weights of the current version (cached: served to every actor)."""
+        return self._weights
+
+    def apply_gradient(self, flat_grad: np.ndarray) -> None:
+        set_flat_grad(self.model, torch.from_numpy(np.array(flat_grad, dtype=np.float32)))
+        self._step()
+
+    def learn(self, rollouts: list[RolloutBatch]) -> LossStats:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, stats = rollout_loss(self.model, concat_rollouts(rollouts), self.hp, off_policy=True)
+        loss.backward()
+        self._step()
+        return stats
+
+    def _step(self) -> None:
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.hp.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.version += 1
+        self._weights = get_flat_params(self.model)
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "weights_version": self.version,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.version = int(state["weights_version"])
+        self._weights = get_flat_params(self.model)
