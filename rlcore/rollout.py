@@ -62,11 +62,13 @@ def concat_rollouts(rollouts: list[RolloutBatch]) -> RolloutBatch:
         offset += r.rewards.shape[1]
     per_step = ("obs", "actions", "rewards", "terminated", "truncated", "behaviour_logp")
     cat = {name: np.concatenate([getattr(r, name) for r in rollouts], axis=1) for name in per_step}
+    index = np.concatenate(trunc_index).astype(np.int64)
+    order = np.argsort(index, kind="stable")  # keep the flat-position order of truncated
     return RolloutBatch(
         **cat,
         bootstrap_obs=np.concatenate([r.bootstrap_obs for r in rollouts], axis=0),
-        trunc_index=np.concatenate(trunc_index).astype(np.int64),
-        trunc_obs=np.concatenate([r.trunc_obs for r in rollouts], axis=0),
+        trunc_index=index[order],
+        trunc_obs=np.concatenate([r.trunc_obs for r in rollouts], axis=0)[order],
     )
 
 
