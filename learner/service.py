@@ -54,6 +54,7 @@ class LearnerStartError(RuntimeError):
 class PendingRollout:
     batch: RolloutBatch
     weights_version: int
+    env_steps: int
 
 
 class Learner:
@@ -157,13 +158,16 @@ class Learner:
         self._next_checkpoint = now + self.cfg.checkpoint_every
         reason = None
         try:
+            # The stop condition is checked after every applied message, so a single-actor
+            # run with a fixed seed and budget ends on exactly the same update every time.
             while reason is None:
-                if self.sock.poll(50):
+                if self.sock.poll(0 if self.pending else 50):
                     self._receive_burst()
-                if self.pending:
-                    self._learn_pending()
-                self._periodic(progress)
                 reason = self._stop_reason()
+                if reason is None and self.pending:
+                    self._learn_pending()
+                    reason = self._stop_reason()
+                self._periodic(progress)
         finally:
             progress.close()
         return self._finish(reason)
@@ -185,6 +189,8 @@ class Learner:
             except zmq.Again:
                 return
             self._handle(frames[0].bytes, frames[1:])
+            if self._stop_reason() is not None:
+                return
 
     def _periodic(self, progress: Progress) -> None:
         now = time.monotonic()
@@ -376,10 +382,9 @@ class Learner:
         if self._staleness(info, msg.weights_version) is None:
             self._reply_weights(info)
             return
-        self._count_steps(info, msg.env_steps)
         # numpy views into ZeroMQ frames: copy so the frames can be released now.
         batch = RolloutBatch(**{k: v.copy() for k, v in batch.arrays().items()})
-        queue.append(PendingRollout(batch, msg.weights_version))
+        queue.append(PendingRollout(batch, msg.weights_version, msg.env_steps))
 
     def _learn_pending(self) -> None:
         """One update from the oldest pending rollout of every actor that has one."""
@@ -391,6 +396,7 @@ class Learner:
                 del self.pending[actor_id]
         fresh, staleness = [], []
         for actor_id, item in taken:
+            self._count_steps(self.registry.get(actor_id), item.env_steps)
             age = self.updater.version - item.weights_version
             if age > self.cfg.max_staleness:
                 self.stats.drop("stale", f"{age} updates old from {actor_id}")
@@ -405,8 +411,9 @@ class Learner:
             if info is not None:
                 self._reply_weights(info)
 
-    def _count_steps(self, info: ActorInfo, n: int) -> None:
-        info.env_steps += n
+    def _count_steps(self, info: ActorInfo | None, n: int) -> None:
+        if info is not None:
+            info.env_steps += n
         self.stats.add_env_steps(n)
 
     def _on_episodes(self, info: ActorInfo, msg: Episodes) -> None:

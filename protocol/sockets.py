@@ -33,7 +33,11 @@ def bind_router(ctx: zmq.Context, address: str) -> tuple[zmq.Socket, str]:
     _common(sock)
     # Raise instead of silently dropping replies to peers that have gone.
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-    sock.bind(address)
+    try:
+        sock.bind(address)
+    except zmq.ZMQError:
+        sock.close(linger=0)  # else terminating the context would wait for it forever
+        raise
     return sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
 

@@ -56,10 +56,14 @@ def make_rollout(E, trunc_positions, tag):
         truncated[t, e] = True
     index = np.flatnonzero(truncated)
     return RolloutBatch(
-        obs=np.full((T, E, 1), tag, np.float32), actions=np.zeros((T, E), np.int64),
-        rewards=np.zeros((T, E), np.float32), terminated=np.zeros((T, E), bool),
-        truncated=truncated, behaviour_logp=np.zeros((T, E), np.float32),
-        bootstrap_obs=np.full((E, 1), tag, np.float32), trunc_index=index,
+        obs=np.full((T, E, 1), tag, np.float32),
+        actions=np.zeros((T, E), np.int64),
+        rewards=np.zeros((T, E), np.float32),
+        terminated=np.zeros((T, E), bool),
+        truncated=truncated,
+        behaviour_logp=np.zeros((T, E), np.float32),
+        bootstrap_obs=np.full((E, 1), tag, np.float32),
+        trunc_index=index,
         trunc_obs=np.array([[tag * 100 + i] for i in index], np.float32).reshape(-1, 1),
     )
 

@@ -16,8 +16,13 @@ def test_a3c_loss_by_hand():
     logits = torch.zeros(1, 2)
     values = torch.tensor([1.0], requires_grad=True)
     total, stats = a3c_loss(
-        logits, values, torch.tensor([0]), torch.tensor([3.0]), torch.tensor([2.0]),
-        entropy_coef=0.01, value_coef=0.5,
+        logits,
+        values,
+        torch.tensor([0]),
+        torch.tensor([3.0]),
+        torch.tensor([2.0]),
+        entropy_coef=0.01,
+        value_coef=0.5,
     )
     ln2 = math.log(2)
     assert stats.policy_loss == pytest.approx(2 * ln2)  # -(log 0.5) * advantage 2
@@ -59,11 +64,15 @@ def test_rollout_targets_use_final_obs_on_truncation_and_zero_on_termination():
     truncated[1, 0] = True  # env 0 truncated at t=1; its final obs has value 100
     terminated[0, 1] = True  # env 1 terminated at t=0
     batch = RolloutBatch(
-        obs=obs, actions=np.zeros((T, E), np.int64), rewards=np.ones((T, E), np.float32),
-        terminated=terminated, truncated=truncated,
+        obs=obs,
+        actions=np.zeros((T, E), np.int64),
+        rewards=np.ones((T, E), np.float32),
+        terminated=terminated,
+        truncated=truncated,
         behaviour_logp=np.full((T, E), math.log(0.5), np.float32),
         bootstrap_obs=np.array([[4.0], [8.0]], np.float32),
-        trunc_index=np.array([1 * E + 0]), trunc_obs=np.array([[100.0]], np.float32),
+        trunc_index=np.array([1 * E + 0]),
+        trunc_obs=np.array([[100.0]], np.float32),
     )
     hp = Hyperparams(gamma=0.5, entropy_coef=0.0, value_coef=1.0)
     model = ObsValue()

@@ -52,10 +52,7 @@ def vtrace_reference(blogp, tlogp, r, v, nv, term, trunc, gamma, rho_bar, c_bar)
         vs.append(v[s] + total)
     adv = []
     for s in range(T):
-        if term[s] or trunc[s] or s == T - 1:
-            nxt = nv[s]
-        else:
-            nxt = vs[s + 1]
+        nxt = nv[s] if term[s] or trunc[s] or s == T - 1 else vs[s + 1]
         adv.append(rho[s] * (r[s] + gamma * (1 - term[s]) * nxt - v[s]))
     return vs, adv
 
@@ -80,13 +77,29 @@ def test_vtrace_matches_direct_reference(seed):
     nv = consistent_next_values(v, nv, term, trunc)
     t = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
     vs, adv = vtrace(
-        t(blogp), t(tlogp), t(r), t(v), t(nv), torch.tensor(term), torch.tensor(trunc),
-        0.9, rho_bar=1.0, c_bar=0.8,
+        t(blogp),
+        t(tlogp),
+        t(r),
+        t(v),
+        t(nv),
+        torch.tensor(term),
+        torch.tensor(trunc),
+        0.9,
+        rho_bar=1.0,
+        c_bar=0.8,
     )
     for e in range(E):
         ref_vs, ref_adv = vtrace_reference(
-            blogp[:, e], tlogp[:, e], r[:, e], v[:, e], nv[:, e], term[:, e], trunc[:, e],
-            0.9, 1.0, 0.8,
+            blogp[:, e],
+            tlogp[:, e],
+            r[:, e],
+            v[:, e],
+            nv[:, e],
+            term[:, e],
+            trunc[:, e],
+            0.9,
+            1.0,
+            0.8,
         )
         np.testing.assert_allclose(vs[:, e].numpy(), ref_vs, rtol=1e-10)
         np.testing.assert_allclose(adv[:, e].numpy(), ref_adv, rtol=1e-10)
