@@ -72,6 +72,8 @@ class Actor:
         self.settings: Settings | None = None
         self.run_id = ""
         self.version = 0
+        self.weights_stamp = 0.0
+        self.latency_reported = True
         self.outstanding = 0
         self.signalled: str | None = None
         self.env_steps = 0
@@ -113,7 +115,7 @@ class Actor:
             self._build(settings, welcome.actor_index)
         self.run_id = welcome.run_id
         self.outstanding = 0
-        self._adopt_weights(welcome.weights_version, welcome.weights)
+        self._adopt_weights(welcome.weights_version, welcome.weights_stamp, welcome.weights)
 
     def _build(self, settings: Settings, actor_index: int) -> None:
         if self.settings is not None:
@@ -134,22 +136,32 @@ class Actor:
             actor_index,
         )
 
-    def _adopt_weights(self, version: int, weights: np.ndarray) -> None:
+    def _adopt_weights(self, version: int, stamp: float, weights: np.ndarray) -> None:
         set_flat_params(self.model, weights)
+        if version != self.version or self.latency_reported:
+            self.weights_stamp, self.latency_reported = stamp, False
         self.version = version
+
+    def _weights_latency(self) -> float:
+        """Seconds from the learner's update to now, once per new weights version."""
+        if self.latency_reported:
+            return -1.0
+        self.latency_reported = True
+        return max(0.0, time.time() - self.weights_stamp)
 
     def _work(self) -> None:
         while not self.signalled:
             self._wait_for_credit()
             if self.signalled:
                 return
+            latency = self._weights_latency()
             rollout = self.collector.collect(self.model)
             self.env_steps += rollout.num_steps
             self._send_episodes()
-            self._send_work(rollout)
+            self._send_work(rollout, latency)
             self.outstanding += 1
 
-    def _send_work(self, rollout) -> None:
+    def _send_work(self, rollout, latency: float) -> None:
         s = self.settings
         if s.mode == "gradient":
             self.model.zero_grad(set_to_none=True)
@@ -160,12 +172,18 @@ class Actor:
                 self.actor_id,
                 self.version,
                 rollout.num_steps,
+                latency,
                 get_flat_grad(self.model),
             )
             self.link.send(msg)
         else:
             msg = Rollout(
-                self.run_id, self.actor_id, self.version, rollout.num_steps, rollout.arrays()
+                self.run_id,
+                self.actor_id,
+                self.version,
+                rollout.num_steps,
+                latency,
+                rollout.arrays(),
             )
             # Copied: the rollout buffer is refilled while ZeroMQ may still hold the frames.
             self.link.send(msg, copy=True)
@@ -199,7 +217,7 @@ class Actor:
         elif isinstance(msg, Weights) and msg.run_id == self.run_id:
             self.outstanding = max(0, self.outstanding - 1)
             if msg.version >= self.version:
-                self._adopt_weights(msg.version, msg.weights)
+                self._adopt_weights(msg.version, msg.stamp, msg.weights)
 
     def _leave(self) -> None:
         if self.run_id and self.link.sock is not None:

@@ -188,6 +188,7 @@ class Learner:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            self.stats.bytes_in += sum(len(f.buffer) for f in frames[1:])
             self._handle(frames[0].bytes, frames[1:])
             if self._stop_reason() is not None:
                 return
@@ -341,14 +342,20 @@ class Learner:
             "heartbeat_timeout": self.cfg.heartbeat_timeout,
         }
         self.pending.pop(info.actor_id, None)
-        welcome = Welcome(
-            self.run_id, info.index, self.updater.version, settings, self.updater.weights
-        )
-        try_send(self.sock, welcome, info.identity)
+        up = self.updater
+        welcome = Welcome(self.run_id, info.index, up.version, up.stamp, settings, up.weights)
+        self._send(welcome, info.identity)
+
+    def _send(self, msg: Message, identity: bytes) -> int:
+        sent = try_send(self.sock, msg, identity)
+        self.stats.bytes_out += sent
+        return sent
 
     def _reply_weights(self, info: ActorInfo) -> None:
-        weights = Weights(self.run_id, self.updater.version, self.updater.weights)
-        if not try_send(self.sock, weights, info.identity):
+        weights = Weights(
+            self.run_id, self.updater.version, self.updater.stamp, self.updater.weights
+        )
+        if not self._send(weights, info.identity):
             self.stats.drop("reply_undeliverable", info.actor_id)
 
     def _staleness(self, info: ActorInfo, version: int) -> int | None:
@@ -362,6 +369,7 @@ class Learner:
         if self.cfg.mode != "gradient":
             raise CodecError("wrong_mode", "gradient sent to a data-mode learner")
         check_gradient(msg, self.updater.num_params, self.hp)
+        self.stats.add_latency(msg.weights_latency)
         staleness = self._staleness(info, msg.weights_version)
         if staleness is not None:
             self._count_steps(info, msg.env_steps)
@@ -376,6 +384,7 @@ class Learner:
         if self.cfg.mode != "data":
             raise CodecError("wrong_mode", "rollout sent to a gradient-mode learner")
         batch = check_rollout(msg, self.spec, self.hp)
+        self.stats.add_latency(msg.weights_latency)
         queue = self.pending.setdefault(info.actor_id, deque())
         if len(queue) >= self.cfg.max_outstanding:
             raise CodecError("over_credit", f"{info.actor_id} exceeded its credit")
@@ -421,7 +430,7 @@ class Learner:
         self.stats.add_episodes(msg.returns)
 
     def _on_heartbeat(self, info: ActorInfo, msg: Heartbeat) -> None:
-        try_send(self.sock, Heartbeat(self.run_id, info.actor_id), info.identity)
+        self._send(Heartbeat(self.run_id, info.actor_id), info.identity)
 
     def _on_leave(self, info: ActorInfo, msg: Stop) -> None:
         self.pending.pop(info.actor_id, None)

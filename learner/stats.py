@@ -25,6 +25,10 @@ class RunStats:
         self._interval_updates = 0
         self._staleness: list[int] = []
         self._losses: list[tuple[float, float, float]] = []
+        self._latencies: list[float] = []
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._interval_bytes = 0
 
     @property
     def wall_seconds(self) -> float:
@@ -54,6 +58,11 @@ class RunStats:
         if len(self._losses) > 10_000:
             del self._losses[:5_000]
 
+    def add_latency(self, seconds: float) -> None:
+        """Update-to-acting latency reported by an actor (negative: nothing new to report)."""
+        if 0 <= seconds < 3600 and len(self._latencies) < 100_000:
+            self._latencies.append(seconds)
+
     def drop(self, reason: str, detail: str = "") -> None:
         """Count a rejected message; log each reason at most once every 10 seconds."""
         self.dropped[reason] += 1
@@ -68,6 +77,8 @@ class RunStats:
         span = max(now - self._interval_start, 1e-9)
         st = self._staleness
         losses = self._losses
+        lat = self._latencies
+        wire = self.bytes_in + self.bytes_out
         rec = {
             "wall_seconds": round(self.wall_seconds, 3),
             "env_steps": self.env_steps,
@@ -80,6 +91,11 @@ class RunStats:
             "actors_connected": actors_connected,
             "staleness_mean": round(sum(st) / len(st), 3) if st else None,
             "staleness_max": max(st) if st else None,
+            "weights_latency_ms_mean": round(1000 * sum(lat) / len(lat), 3) if lat else None,
+            "weights_latency_ms_max": round(1000 * max(lat), 3) if lat else None,
+            "bytes_per_env_step": round((wire - self._interval_bytes) / self._interval_env_steps, 1)
+            if self._interval_env_steps
+            else None,
             "dropped": dict(self.dropped),
             "dropped_total": sum(self.dropped.values()),
             "policy_loss": _mean([x[0] for x in losses]),
@@ -91,6 +107,8 @@ class RunStats:
         self._interval_updates = 0
         self._staleness = []
         self._losses = []
+        self._latencies = []
+        self._interval_bytes = wire
         return rec
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
@@ -23,6 +25,8 @@ class Updater:
         self.model = build_network(spec, hp.hidden, seed=seed)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hp.lr)
         self.version = 0
+        self.stamp = time.time()
+        """Wall-clock time of the update that made the current weights."""
         self.num_params = num_params(self.model)
         self._weights = get_flat_params(self.model)
 
@@ -47,6 +51,7 @@ class Updater:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.version += 1
+        self.stamp = time.time()
         self._weights = get_flat_params(self.model)
 
     def state_dict(self) -> dict:

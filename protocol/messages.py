@@ -51,6 +51,7 @@ class Welcome(Message):
         "run_id": str,
         "actor_index": int,
         "weights_version": int,
+        "weights_stamp": float,
         "settings": dict,
     }
     ARRAYS: ClassVar[tuple[str, ...]] = ("weights",)
@@ -58,6 +59,7 @@ class Welcome(Message):
     run_id: str
     actor_index: int
     weights_version: int
+    weights_stamp: float
     settings: dict
     weights: np.ndarray
 
@@ -67,14 +69,16 @@ class Welcome(Message):
 
 @dataclass
 class Weights(Message):
-    """Learner -> actor: the newest weights, also the reply that returns an actor's credit."""
+    """Learner -> actor: the newest weights, also the reply that returns an actor's credit.
+    `stamp` is the learner's wall-clock time of the update that made them."""
 
     TYPE: ClassVar[str] = "weights"
-    FIELDS: ClassVar[dict[str, type]] = {"run_id": str, "version": int}
+    FIELDS: ClassVar[dict[str, type]] = {"run_id": str, "version": int, "stamp": float}
     ARRAYS: ClassVar[tuple[str, ...]] = ("weights",)
 
     run_id: str
     version: int
+    stamp: float
     weights: np.ndarray
 
     def array_items(self) -> dict[str, np.ndarray]:
@@ -91,6 +95,7 @@ class Gradient(Message):
         "actor_id": str,
         "weights_version": int,
         "env_steps": int,
+        "weights_latency": float,
     }
     ARRAYS: ClassVar[tuple[str, ...]] = ("grad",)
 
@@ -98,6 +103,9 @@ class Gradient(Message):
     actor_id: str
     weights_version: int
     env_steps: int
+    weights_latency: float
+    """Seconds from the update that made these weights to this actor first acting on them;
+    negative when this rollout reused weights already reported."""
     grad: np.ndarray
 
     def array_items(self) -> dict[str, np.ndarray]:
@@ -114,6 +122,7 @@ class Rollout(Message):
         "actor_id": str,
         "weights_version": int,
         "env_steps": int,
+        "weights_latency": float,
     }
     ARRAYS: ClassVar[tuple[str, ...] | None] = None
 
@@ -121,6 +130,7 @@ class Rollout(Message):
     actor_id: str
     weights_version: int
     env_steps: int
+    weights_latency: float
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     def array_items(self) -> dict[str, np.ndarray]:

@@ -51,17 +51,18 @@ def connect_dealer(ctx: zmq.Context, address: str) -> zmq.Socket:
     return sock
 
 
-def try_send(sock: zmq.Socket, msg: Message, identity: bytes | None = None) -> bool:
-    """Send without blocking. False when the peer is gone or its queue is full."""
+def try_send(sock: zmq.Socket, msg: Message, identity: bytes | None = None) -> int:
+    """Send without blocking. Returns the bytes sent: 0 when the peer is gone or its queue
+    is full."""
     frames = encode(msg)
     if identity is not None:
         frames.insert(0, identity)
     try:
         sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
-        return True
     except zmq.Again:
-        return False
+        return 0
     except zmq.ZMQError as exc:
         if exc.errno == zmq.EHOSTUNREACH:
-            return False
+            return 0
         raise
+    return sum(len(f) if isinstance(f, bytes) else memoryview(f).nbytes for f in frames)

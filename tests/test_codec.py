@@ -38,9 +38,9 @@ def test_roundtrip_every_message_type():
     w = np.arange(10, dtype=np.float32)
     msgs = [
         Hello("a1", "host", 42),
-        Welcome("run", 3, 7, {"mode": "data", "nested": {"x": [1, 2]}}, w),
-        Weights("run", 8, w),
-        Gradient("run", "a1", 7, 160, w * 2),
+        Welcome("run", 3, 7, 1.5, {"mode": "data", "nested": {"x": [1, 2]}}, w),
+        Weights("run", 8, 2.5, w),
+        Gradient("run", "a1", 7, 160, 0.01, w * 2),
         Episodes("run", "a1", [1.0, 2.5], [10, 20]),
         Heartbeat("run", "a1"),
         Stop("run", "a1", "target_reached"),
@@ -61,7 +61,7 @@ def test_rollout_roundtrip_keeps_dtypes_and_shapes():
         "frames": np.full((2, 84, 84), 7, dtype=np.uint8),
         "empty": np.zeros((0, 4), dtype=np.float32),
     }
-    out = roundtrip(Rollout("run", "a1", 1, 15, arrays))
+    out = roundtrip(Rollout("run", "a1", 1, 15, -1.0, arrays))
     for name, arr in arrays.items():
         assert out.arrays[name].dtype == arr.dtype
         assert out.arrays[name].shape == arr.shape
@@ -95,7 +95,13 @@ def test_rejects_malformed_headers(frames, reason):
 
 
 def gradient_frames(desc, payload):
-    f = {"run_id": "r", "actor_id": "a", "weights_version": 0, "env_steps": 1}
+    f = {
+        "run_id": "r",
+        "actor_id": "a",
+        "weights_version": 0,
+        "env_steps": 1,
+        "weights_latency": 0.0,
+    }
     return [header("gradient", f, [desc]), payload]
 
 
@@ -117,7 +123,7 @@ def test_rejects_bad_arrays(desc, payload, reason):
 
 
 def test_rejects_missing_or_extra_frames():
-    frames = frames_of(Gradient("r", "a", 0, 1, np.zeros(4, np.float32)))
+    frames = frames_of(Gradient("r", "a", 0, 1, 0.0, np.zeros(4, np.float32)))
     with pytest.raises(CodecError, match="bad_frames"):
         decode(frames[:1])
     with pytest.raises(CodecError, match="bad_frames"):
