@@ -109,6 +109,13 @@ LEARNER_OPTIONS = [
         show_default=True,
         help="Seconds between checkpoints.",
     ),
+    option(
+        "--metrics-every",
+        type=click.FloatRange(min=0.1),
+        default=5.0,
+        show_default=True,
+        help="Seconds between metrics.jsonl records.",
+    ),
     option("--resume", is_flag=True, default=False, help="Continue from the run dir's checkpoint."),
     option("--verbose", "-v", is_flag=True, default=False),
 ]
@@ -146,6 +153,7 @@ def _config(bind: str, **kw):
         hp=hp,
         max_staleness=kw["max_staleness"],
         checkpoint_every=kw["checkpoint_every"],
+        metrics_every=kw["metrics_every"],
         resume=kw["resume"],
     )
 
