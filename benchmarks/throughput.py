@@ -1,0 +1,141 @@
+"""Env steps per second of this service against the seed baseline and this machine's ceiling.
+
+For each mode, number of actors (1, 2, 4) and envs per actor (1, 8, 32): a training run of
+`--seconds`, measured after a warm-up. Also reported: learner updates/s, the latency from
+a learner update to an actor acting on the new weights, and bytes on the wire per env step.
+References, measured in the same run:
+  (a) the seed article's design (benchmarks/seed_baseline.py) with as many workers;
+  (b) the ceiling: one process per core stepping the same envs with the same policy
+      (batched inference), with no learning and no sockets.
+
+    python benchmarks/throughput.py              # full matrix, about 10 minutes
+    python benchmarks/throughput.py --quick      # 2 actors x 8 envs only
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import time
+
+from benchmarks import seed_baseline
+from benchmarks.common import print_machine, print_table, run_service, steady, write_json
+
+
+def _ceiling_worker(num_envs: int, seconds: float, seed: int, out) -> None:
+    import torch
+
+    from actor.collector import Collector
+    from rlcore.envs import VectorEnv
+    from rlcore.networks import build_network
+
+    torch.set_num_threads(1)
+    envs = VectorEnv("CartPole-v1", num_envs, seed)
+    envs.reset()
+    model = build_network(envs.spec, (64, 64), seed=seed)
+    collector = Collector(envs, 20, torch.Generator().manual_seed(seed))
+    steps, start = 0, time.monotonic()
+    while time.monotonic() - start < seconds:
+        steps += collector.collect(model).num_steps
+    out.put(steps / (time.monotonic() - start))
+
+
+def ceiling(num_envs: int, seconds: float) -> float:
+    """Env steps/s of one no-learning process per core, summed."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=_ceiling_worker, args=(num_envs, seconds, i, out))
+        for i in range(os.cpu_count() or 1)
+    ]
+    for p in procs:
+        p.start()
+    rates = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return sum(rates)
+
+
+def measure_service(mode: str, actors: int, envs: int, seconds: float) -> dict:
+    run = run_service(mode, actors, seconds, num_envs=envs)
+    recs, warm = run["records"], min(4.0, seconds / 3)
+    return {
+        "mode": mode,
+        "actors": actors,
+        "envs_per_actor": envs,
+        "env_steps_per_second": steady(recs, "env_steps_per_second", warm),
+        "updates_per_second": steady(recs, "updates_per_second", warm),
+        "weights_latency_ms": steady(recs, "weights_latency_ms_mean", warm),
+        "bytes_per_env_step": steady(recs, "bytes_per_env_step", warm),
+        "staleness_mean": steady(recs, "staleness_mean", warm),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=12.0, help="per configuration")
+    parser.add_argument("--quick", action="store_true", help="2 actors x 8 envs only")
+    args = parser.parse_args()
+    info = print_machine()
+    actor_counts, env_counts = ([2], [8]) if args.quick else ([1, 2, 4], [1, 8, 32])
+
+    ceilings = {e: ceiling(e, min(args.seconds, 8)) for e in env_counts}
+    seed_rates = {}
+    for design in ("gradient", "data"):
+        for workers in actor_counts:
+            r = seed_baseline.run(design, workers, args.seconds, target=None)
+            seed_rates[design, workers] = r["env_steps_per_second"]
+    rows = []
+    for mode in ("gradient", "data"):
+        for actors in actor_counts:
+            for envs in env_counts:
+                row = measure_service(mode, actors, envs, args.seconds)
+                rate = row["env_steps_per_second"] or 0.0
+                row["seed_baseline_steps_per_second"] = seed_rates[mode, actors]
+                row["x_seed_baseline"] = rate / seed_rates[mode, actors]
+                row["ceiling_steps_per_second"] = ceilings[envs]
+                row["pct_of_ceiling"] = 100 * rate / ceilings[envs]
+                rows.append(row)
+                print(
+                    f"  {mode:8s} actors {actors} envs {envs:2d}: {rate:9,.0f} steps/s", flush=True
+                )
+    print()
+    print_table(
+        rows,
+        [
+            ("mode", "mode", ""),
+            ("actors", "actors", "d"),
+            ("envs_per_actor", "envs/actor", "d"),
+            ("env_steps_per_second", "env steps/s", ",.0f"),
+            ("x_seed_baseline", "x seed", ".1f"),
+            ("pct_of_ceiling", "% ceiling", ".0f"),
+            ("updates_per_second", "updates/s", ",.0f"),
+            ("weights_latency_ms", "latency ms", ".1f"),
+            ("bytes_per_env_step", "bytes/step", ",.0f"),
+            ("staleness_mean", "staleness", ".1f"),
+        ],
+    )
+    print()
+    print(
+        "references: seed baseline env steps/s "
+        + ", ".join(f"{d} x{w}: {v:,.0f}" for (d, w), v in seed_rates.items())
+    )
+    print(
+        "ceiling (one no-learning process per core) "
+        + ", ".join(f"{e} envs: {v:,.0f}" for e, v in ceilings.items())
+    )
+    write_json(
+        "throughput.json",
+        {
+            "machine": info,
+            "seconds": args.seconds,
+            "rows": rows,
+            "seed_baseline": {f"{d}-{w}": v for (d, w), v in seed_rates.items()},
+            "ceiling": ceilings,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
