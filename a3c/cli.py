@@ -116,6 +116,13 @@ LEARNER_OPTIONS = [
         show_default=True,
         help="Seconds between metrics.jsonl records.",
     ),
+    option(
+        "--heartbeat-timeout",
+        type=click.FloatRange(min=1.0),
+        default=10.0,
+        show_default=True,
+        help="Seconds of silence after which an actor counts as gone (and actors reconnect).",
+    ),
     option("--resume", is_flag=True, default=False, help="Continue from the run dir's checkpoint."),
     option("--verbose", "-v", is_flag=True, default=False),
 ]
@@ -127,7 +134,7 @@ def learner_options(fn):
     return fn
 
 
-def _config(bind: str, **kw):
+def _config(bind: str, keys_dir: str | None = None, **kw):
     from learner.config import LearnerConfig
 
     hp = Hyperparams(
@@ -154,7 +161,9 @@ def _config(bind: str, **kw):
         max_staleness=kw["max_staleness"],
         checkpoint_every=kw["checkpoint_every"],
         metrics_every=kw["metrics_every"],
+        heartbeat_timeout=kw["heartbeat_timeout"],
         resume=kw["resume"],
+        keys_dir=keys_dir,
     )
 
 
@@ -165,10 +174,11 @@ def one_line_errors(fn):
     def wrapper(*args, **kwargs):
         from a3c.evaluate import EvaluateError
         from learner.service import LearnerStartError
+        from protocol.security import KeysError
 
         try:
             return fn(*args, **kwargs)
-        except (LearnerStartError, EvaluateError, ValueError) as exc:
+        except (LearnerStartError, EvaluateError, KeysError, ValueError) as exc:
             raise click.ClickException(str(exc).splitlines()[0]) from None
 
     return wrapper
@@ -197,13 +207,19 @@ def main():
     show_default=True,
     help="Address actors connect to. Loopback by default.",
 )
+@option(
+    "--keys-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="CURVE keys (a3c keygen): encrypt, and accept only the authorized actors.",
+)
 @one_line_errors
-def learner(bind, verbose, **kw):
+def learner(bind, keys_dir, verbose, **kw):
     """Run the learner; actors connect to its --bind address."""
     from learner.service import Learner
 
     setup_logging(verbose)
-    _print_summary(Learner(_config(bind, **kw)).run())
+    _print_summary(Learner(_config(bind, keys_dir, **kw)).run())
 
 
 @main.command()
@@ -222,17 +238,48 @@ def learner(bind, verbose, **kw):
     help="Independent actor processes to run.",
 )
 @option("--seed", type=int, default=None, help="Base seed [default: the learner's seed].")
+@option(
+    "--keys-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="This actor's CURVE key pair and the learner's public key (a3c keygen).",
+)
 @option("--verbose", "-v", is_flag=True, default=False)
-def actor(learner_address, workers, seed, verbose):
+@one_line_errors
+def actor(learner_address, workers, seed, keys_dir, verbose):
     """Run actors for the learner at --learner, until it says stop."""
+    from protocol.security import load_client_keys
+
     setup_logging(verbose)
+    if keys_dir:
+        load_client_keys(keys_dir)  # fail here, once, with a clear message
     if workers == 1:
         from actor.worker import run_actor
 
-        raise SystemExit(run_actor(learner_address, seed))
+        raise SystemExit(run_actor(learner_address, seed, keys_dir))
     from actor.pool import run_pool
 
-    raise SystemExit(run_pool(learner_address, workers, seed, verbose))
+    raise SystemExit(run_pool(learner_address, workers, seed, verbose, keys_dir))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@option(
+    "--actors",
+    type=click.IntRange(1, 10_000),
+    default=1,
+    show_default=True,
+    help="Actor key pairs to create.",
+)
+def keygen(directory, actors):
+    """Write CURVE keys: DIRECTORY/learner for the learner, DIRECTORY/actor-I per actor."""
+    from protocol.security import keygen as make_keys
+
+    for path in make_keys(directory, actors):
+        click.echo(f"wrote {path}")
+    click.echo(
+        f"learner: --keys-dir {directory}/learner    actor I: --keys-dir {directory}/actor-I"
+    )
 
 
 @main.command()

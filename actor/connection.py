@@ -12,14 +12,16 @@ import zmq
 
 from protocol import CodecError, Hello, Message, Stop, Weights, Welcome, decode
 from protocol.codec import encode
+from protocol.security import ClientKeys
 from protocol.sockets import connect_dealer
 
 log = logging.getLogger(__name__)
 
 
 class LearnerLink:
-    def __init__(self, address: str, actor_id: str):
+    def __init__(self, address: str, actor_id: str, keys: ClientKeys | None = None):
         self.address = address
+        self.keys = keys
         self.actor_id = actor_id
         self.ctx = zmq.Context()
         self.sock: zmq.Socket | None = None
@@ -44,10 +46,11 @@ class LearnerLink:
             attempt += 1
             wait = min(wait * 2, max_wait)
             log.warning(
-                "no learner answering at %s (attempt %d); retrying for %.0fs",
+                "no learner answering at %s (attempt %d); retrying for %.0fs%s",
                 self.address,
                 attempt,
                 wait,
+                " (if it uses keys, check --keys-dir)" if attempt == 3 else "",
             )
         return None
 
@@ -55,7 +58,7 @@ class LearnerLink:
         if self.sock is not None:
             self.sock.close(linger=0)
         # A fresh socket per attempt: nothing queued for an earlier learner is sent twice.
-        self.sock = connect_dealer(self.ctx, self.address)
+        self.sock = connect_dealer(self.ctx, self.address, self.keys)
 
     def _await_welcome(self, timeout: float, should_stop) -> Welcome | None:
         deadline = time.monotonic() + timeout

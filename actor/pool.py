@@ -9,20 +9,24 @@ import signal
 log = logging.getLogger(__name__)
 
 
-def _child(learner: str, seed: int | None, verbose: bool) -> None:
+def _child(learner: str, seed: int | None, verbose: bool, keys_dir: str | None) -> None:
     from a3c.logs import setup_logging
     from actor.worker import run_actor
 
     setup_logging(verbose)
-    raise SystemExit(run_actor(learner, seed))
+    raise SystemExit(run_actor(learner, seed, keys_dir))
 
 
-def run_pool(learner: str, workers: int, seed: int | None, verbose: bool = False) -> int:
+def run_pool(
+    learner: str, workers: int, seed: int | None, verbose: bool = False, keys_dir: str | None = None
+) -> int:
     ctx = mp.get_context("spawn")
     procs = []
     for i in range(workers):
         child_seed = None if seed is None else seed + i
-        p = ctx.Process(target=_child, args=(learner, child_seed, verbose), name=f"actor-{i}")
+        p = ctx.Process(
+            target=_child, args=(learner, child_seed, verbose, keys_dir), name=f"actor-{i}"
+        )
         p.start()
         procs.append(p)
 

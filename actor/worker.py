@@ -21,6 +21,7 @@ import torch
 from actor.collector import Collector
 from actor.connection import LearnerLink
 from protocol import Episodes, Gradient, Heartbeat, Rollout, Stop, Weights, Welcome
+from protocol.security import ClientKeys, load_client_keys
 from rlcore.envs import EnvSpec, VectorEnv
 from rlcore.hyperparams import Hyperparams
 from rlcore.losses import rollout_loss
@@ -65,9 +66,9 @@ class StopActor(Exception):
 
 
 class Actor:
-    def __init__(self, learner: str, seed: int | None = None):
+    def __init__(self, learner: str, seed: int | None = None, keys: ClientKeys | None = None):
         self.actor_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.link = LearnerLink(learner, self.actor_id)
+        self.link = LearnerLink(learner, self.actor_id, keys)
         self.cli_seed = seed
         self.settings: Settings | None = None
         self.run_id = ""
@@ -230,5 +231,6 @@ class Actor:
         self.link.close()
 
 
-def run_actor(learner: str, seed: int | None = None) -> int:
-    return Actor(learner, seed).run()
+def run_actor(learner: str, seed: int | None = None, keys_dir: str | None = None) -> int:
+    keys = load_client_keys(keys_dir) if keys_dir else None
+    return Actor(learner, seed, keys).run()

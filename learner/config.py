@@ -34,6 +34,10 @@ class LearnerConfig:
     stop_grace: float = 1.5
     """Seconds spent telling actors to stop before the learner exits."""
     torch_threads: int = 1
+    keys_dir: str | None = None
+    """CURVE: encrypt all traffic and accept only actors whose keys are authorized here."""
+    max_message_bytes: int = 64 * 1024 * 1024
+    """libzmq cuts off a peer that sends a larger message."""
 
     def validate(self) -> None:
         if self.mode not in MODES:

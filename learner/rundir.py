@@ -46,6 +46,11 @@ class RunDir:
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
 
+    def remove_stale_temp_files(self) -> None:
+        """Temp files left by a process killed mid-write (the real files are intact)."""
+        for tmp in self.root.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
     def save_checkpoint(self, state: dict) -> None:
         atomic_write(self.checkpoint, lambda f: torch.save(state, f))
 

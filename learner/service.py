@@ -38,7 +38,8 @@ from protocol import (
     Welcome,
     decode,
 )
-from protocol.sockets import bind_router, try_send
+from protocol.security import Guard, KeysError, load_server_keys
+from protocol.sockets import ConnectionEvents, bind_router, try_send
 from rlcore.envs import UnsupportedEnvError, make_env, probe_env
 from rlcore.rollout import RolloutBatch
 
@@ -81,17 +82,42 @@ class Learner:
         self.interrupted: str | None = None
         self._prepare_run_dir()
         self.ctx = zmq.Context()
+        self.guard = self._guard()
         try:
-            self.sock, self.endpoint = bind_router(self.ctx, config.bind)
+            self.sock, self.endpoint = bind_router(
+                self.ctx, config.bind, self.guard, config.max_message_bytes
+            )
         except zmq.ZMQError as exc:
+            self._stop_guard()
             self.ctx.term()
             raise LearnerStartError(f"cannot bind {config.bind}: {exc}") from None
+        self.connections = ConnectionEvents(self.sock)
+        if self.guard is None and not _is_loopback(config.bind):
+            log.warning(
+                "binding %s without --keys-dir: anyone who reaches this port can join and send "
+                "work, unencrypted. Create keys with `a3c keygen` for untrusted networks.",
+                config.bind,
+            )
+
+    def _guard(self) -> Guard | None:
+        if self.cfg.keys_dir is None:
+            return None
+        try:
+            return Guard(self.ctx, load_server_keys(self.cfg.keys_dir))
+        except KeysError as exc:
+            self.ctx.term()
+            raise LearnerStartError(str(exc)) from None
+
+    def _stop_guard(self) -> None:
+        if self.guard is not None:
+            self.guard.stop()
 
     # ---- run directory -------------------------------------------------------------------
 
     def _prepare_run_dir(self) -> None:
         rd = self.rundir
         rd.create()
+        rd.remove_stale_temp_files()
         if rd.checkpoint.exists() and not self.cfg.resume:
             raise LearnerStartError(
                 f"{rd.root} already holds a checkpoint: pass --resume to continue that run, "
@@ -196,6 +222,7 @@ class Learner:
     def _periodic(self, progress: Progress) -> None:
         now = time.monotonic()
         self.registry.expire()
+        self.connections.poll()
         if now >= self._next_metrics:
             self._next_metrics = now + self.cfg.metrics_every
             self._write_metrics()
@@ -219,6 +246,10 @@ class Learner:
     def _write_metrics(self) -> dict:
         record = self.stats.record(self.updater.version, len(self.registry.connected()))
         record["mode"] = self.cfg.mode
+        self.connections.poll()
+        record["connections"] = dict(self.connections.counts)
+        if self.guard is not None:
+            record["connections"].update(self.guard.provider.refused)
         self.rundir.append_metrics(record)
         return record
 
@@ -285,7 +316,9 @@ class Learner:
             try_send(self.sock, Stop(self.run_id, actor_id, reason), frames[0].bytes)
 
     def close(self) -> None:
+        self.connections.close()
         self.sock.close(linger=200)
+        self._stop_guard()
         self.ctx.term()
 
     # ---- messages ------------------------------------------------------------------------
@@ -436,6 +469,15 @@ class Learner:
         self.pending.pop(info.actor_id, None)
         self.registry.leave(info)
         log.info("actor %s left: %s", info.actor_id, msg.reason[:80])
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return (
+        address.startswith(("ipc://", "inproc://"))
+        or host in ("localhost", "::1")
+        or (host.startswith("127."))
+    )
 
 
 def _env_threshold(env_id: str) -> float | None:
