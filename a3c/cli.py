@@ -134,7 +134,7 @@ def learner_options(fn):
     return fn
 
 
-def _config(bind: str, keys_dir: str | None = None, **kw):
+def _config(bind: str, keys_dir: str | None = None, max_message_bytes: int | None = None, **kw):
     from learner.config import LearnerConfig
 
     hp = Hyperparams(
@@ -164,6 +164,7 @@ def _config(bind: str, keys_dir: str | None = None, **kw):
         heartbeat_timeout=kw["heartbeat_timeout"],
         resume=kw["resume"],
         keys_dir=keys_dir,
+        max_message_bytes=max_message_bytes or 64 * 1024 * 1024,
     )
 
 
@@ -213,13 +214,20 @@ def main():
     default=None,
     help="CURVE keys (a3c keygen): encrypt, and accept only the authorized actors.",
 )
+@option(
+    "--max-message-bytes",
+    type=click.IntRange(min=4096),
+    default=64 * 1024 * 1024,
+    show_default=True,
+    help="A peer that sends a larger message is disconnected.",
+)
 @one_line_errors
-def learner(bind, keys_dir, verbose, **kw):
+def learner(bind, keys_dir, max_message_bytes, verbose, **kw):
     """Run the learner; actors connect to its --bind address."""
     from learner.service import Learner
 
     setup_logging(verbose)
-    _print_summary(Learner(_config(bind, keys_dir, **kw)).run())
+    _print_summary(Learner(_config(bind, keys_dir, max_message_bytes, **kw)).run())
 
 
 @main.command()

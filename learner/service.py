@@ -292,12 +292,18 @@ class Learner:
             "mean_return_100": mean,
             "target_return": self.target,
             "dropped": dict(s.dropped),
+            "actors": self._contributions(),
         }
         write_json(self.rundir.summary, summary)
         log.info("stopping (%s): %s", reason, summary)
         self._tell_actors_to_stop(reason)
         self.close()
         return summary
+
+    def _contributions(self, top: int = 100) -> dict[str, int]:
+        """Env steps of the actors that contributed most, in this learner process."""
+        ranked = sorted(self.registry.actors.values(), key=lambda a: -a.env_steps)
+        return {a.actor_id: a.env_steps for a in ranked[:top] if a.env_steps > 0}
 
     def _tell_actors_to_stop(self, reason: str) -> None:
         for info in self.registry.actors.values():

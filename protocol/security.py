@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,7 @@ class _AuthorizedKeys:
         self._lock = threading.Lock()
         self._keys: set[bytes] = set()
         self._stamp = None
+        self._last_log = -1e9
 
     def _reload(self) -> None:
         stamp = self.folder.stat().st_mtime_ns
@@ -122,7 +124,16 @@ class _AuthorizedKeys:
             if key in self._keys:
                 return True
             self.refused["unauthorized_key"] += 1
-        log.warning("refused a connection: actor key %s is not authorized", key.decode()[:12])
+            count = self.refused["unauthorized_key"]
+            quiet = time.monotonic() - self._last_log < 10
+            if not quiet:
+                self._last_log = time.monotonic()
+        if not quiet:
+            log.warning(
+                "refused a connection: actor key %s... is not authorized [%d so far]",
+                key.decode()[:12],
+                count,
+            )
         return False
 
 

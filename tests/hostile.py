@@ -1,0 +1,135 @@
+"""A client that speaks to a learner like an attacker: every way a message can be wrong."""
+
+from __future__ import annotations
+
+import random
+
+import msgpack
+import numpy as np
+import zmq
+
+from protocol import PROTOCOL_VERSION, Gradient, Hello, Rollout, Welcome, decode, encode
+
+
+class HostileClient:
+    def __init__(self, address: str):
+        self.address = address
+        self.ctx = zmq.Context()
+        self.sock = self._socket()
+        self.sent = 0
+
+    def _socket(self) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.address)
+        return sock
+
+    def handshake(self, actor_id: str = "intruder") -> Welcome:
+        self.sock.send_multipart(encode(Hello(actor_id, "nowhere", 1)))
+        while True:
+            if not self.sock.poll(10_000):
+                raise TimeoutError("no welcome")
+            msg = decode(self.sock.recv_multipart())
+            if isinstance(msg, Welcome):
+                self.welcome = msg
+                return msg
+
+    def send(self, *frames: bytes) -> None:
+        self.sock.send_multipart(list(frames))
+        self.sent += 1
+
+    def header(self, t: str, fields: dict, arrays: list, v: int = PROTOCOL_VERSION) -> bytes:
+        return msgpack.packb({"v": v, "t": t, "f": fields, "a": arrays})
+
+    def garbage(self, rng: random.Random) -> None:
+        """Random bytes, truncated and malformed msgpack, wrong shapes, wrong version."""
+        for n in (1, 7, 100, 5000):
+            self.send(rng.randbytes(n))
+        good = encode(Hello("x", "y", 1))[0]
+        self.send(good[: len(good) // 2])  # truncated
+        self.send(b"\xdc\xff\xff")  # array header promising 65535 items, none there
+        self.send(msgpack.packb([1, 2, 3]))
+        self.send(self.header("launch", {}, []))
+        self.send(self.header("gradient", {"run_id": "x"}, []))
+        self.send(self.header("heartbeat", {"run_id": 5, "actor_id": "a"}, []))
+        self.send(
+            self.header(
+                "hello", {"actor_id": "a", "host": "h", "pid": 1}, [], v=PROTOCOL_VERSION + 7
+            )
+        )
+
+    def bad_gradients(self) -> None:
+        w = self.welcome
+        n = w.weights.size
+        fields = {
+            "run_id": w.run_id,
+            "actor_id": "intruder",
+            "weights_version": w.weights_version,
+            "env_steps": 160,
+            "weights_latency": 0.0,
+        }
+        self.send(*encode(Gradient(**fields, grad=np.zeros(n, np.float64))))  # wrong dtype
+        self.send(*encode(Gradient(**fields, grad=np.zeros(n + 1, np.float32))))  # wrong shape
+        for bad in (np.nan, np.inf, -np.inf):
+            grad = np.zeros(n, np.float32)
+            grad[n // 2] = bad
+            self.send(*encode(Gradient(**fields, grad=grad)))
+        frames = encode(Gradient(**fields, grad=np.zeros(n, np.float32)))
+        self.send(frames[0], bytes(frames[1])[:-4])  # frame shorter than its shape says
+
+    def bad_rollouts(self) -> None:
+        w = self.welcome
+        T = w.settings["hyperparams"]["rollout_len"]
+        obs_dim = w.settings["env_spec"]["obs_shape"][0]
+
+        def arrays(E=2):
+            return {
+                "obs": np.zeros((T, E, obs_dim), np.float32),
+                "actions": np.zeros((T, E), np.int64),
+                "rewards": np.zeros((T, E), np.float32),
+                "terminated": np.zeros((T, E), bool),
+                "truncated": np.zeros((T, E), bool),
+                "behaviour_logp": np.full((T, E), -0.7, np.float32),
+                "bootstrap_obs": np.zeros((E, obs_dim), np.float32),
+                "trunc_index": np.zeros(0, np.int64),
+                "trunc_obs": np.zeros((0, obs_dim), np.float32),
+            }
+
+        def send(a, env_steps=T * 2):
+            msg = Rollout(w.run_id, "intruder", w.weights_version, env_steps, 0.0, a)
+            self.send(*encode(msg))
+
+        a = arrays()
+        a["obs"][3, 1, 0] = np.nan
+        send(a)  # noqa: E702
+        a = arrays()
+        a["rewards"][0, 0] = np.inf
+        send(a)  # noqa: E702
+        a = arrays()
+        a["obs"] = a["obs"].astype(np.float64)
+        send(a)  # noqa: E702
+        a = arrays()
+        a["actions"] = np.zeros((T + 1, 2), np.int64)
+        send(a)  # noqa: E702
+        a = arrays()
+        a["actions"][0, 0] = 99
+        send(a)  # noqa: E702
+        send(arrays(), env_steps=10**9)
+
+    def oversize(self, nbytes: int) -> None:
+        """One message over the learner's limit: libzmq drops this connection."""
+        self.send(b"\x00" * nbytes)
+        self.sock.close(0)
+        self.sock = self._socket()
+
+    def handshake_flood(self, count: int, sockets: int = 20) -> None:
+        """`count` hellos from distinct actor ids over `sockets` distinct connections."""
+        socks = [self._socket() for _ in range(sockets)]
+        for i in range(count):
+            socks[i % sockets].send_multipart(encode(Hello(f"flood-{i}", "nowhere", i)))
+        for s in socks:
+            s.close(0)
+
+    def close(self) -> None:
+        self.sock.close(0)
+        self.ctx.term()

@@ -1,0 +1,184 @@
+"""Faults with real processes over real sockets: dead actors, a dead learner, signals, a
+kill in the middle of a checkpoint write."""
+
+import random
+import signal
+import time
+
+import torch
+
+from tests.helpers import a3c, free_port, kill_all, metrics, summary, wait, wait_for
+
+# A slower learning rate stretches the run to tens of seconds, so faults land mid-run.
+SLOW = ("--lr", "3e-4", "--heartbeat-timeout", "2", "--metrics-every", "0.5")
+
+
+def last_metric(run_dir, key):
+    records = metrics(run_dir)
+    return records[-1][key] if records else None
+
+
+def test_kill_9_actor_is_marked_gone_a_new_one_joins_and_the_run_still_solves(tmp_path):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    run_dir = tmp_path / "run"
+    learner = a3c(
+        "learner",
+        "--mode",
+        "gradient",
+        "--bind",
+        address,
+        "--run-dir",
+        run_dir,
+        "--max-env-steps",
+        "5000000",
+        *SLOW,
+        log=tmp_path / "learner.log",
+    )
+    doomed = a3c("actor", "--learner", address)
+    survivor = a3c("actor", "--learner", address)
+    late = None
+    try:
+        wait_for(lambda: last_metric(run_dir, "actors_connected") == 2, 60, "two actors")
+        doomed.kill()
+        wait_for(
+            lambda: last_metric(run_dir, "actors_connected") == 1,
+            15,
+            "the killed actor to be marked gone",
+        )
+        steps_before = last_metric(run_dir, "env_steps")
+        late = a3c("actor", "--learner", address, log=tmp_path / "late.log")
+        wait_for(lambda: last_metric(run_dir, "actors_connected") == 2, 30, "the new actor")
+        assert wait(learner, 300) == 0
+        assert wait(survivor, 30) == 0 and wait(late, 30) == 0
+    finally:
+        kill_all(learner, doomed, survivor, *([late] if late else []))
+    result = summary(run_dir)
+    assert result["stop_reason"] == "target_reached", result
+    assert result["env_steps"] > steps_before
+    assert len(result["actors"]) == 3  # the killed one, the survivor and the newcomer
+
+
+def test_kill_9_learner_then_resume_and_running_actors_reconnect(tmp_path):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    run_dir = tmp_path / "run"
+    first = a3c(
+        "learner",
+        "--mode",
+        "data",
+        "--bind",
+        address,
+        "--run-dir",
+        run_dir,
+        "--target-return",
+        "1e9",
+        "--checkpoint-every",
+        "0.5",
+        *SLOW,
+    )
+    actors = a3c("actor", "--learner", address, "--workers", "2", log=tmp_path / "actors.log")
+    second = None
+    try:
+        wait_for(
+            lambda: (
+                (run_dir / "checkpoint.pt").exists()
+                and (last_metric(run_dir, "env_steps") or 0) > 30000
+            ),
+            60,
+            "a checkpoint",
+        )
+        first.kill()
+        first.wait()
+        saved = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+        budget = saved["env_steps"] + 40000
+        second = a3c(
+            "learner",
+            "--mode",
+            "data",
+            "--bind",
+            address,
+            "--run-dir",
+            run_dir,
+            "--resume",
+            "--target-return",
+            "1e9",
+            "--max-env-steps",
+            budget,
+            *SLOW,
+            log=tmp_path / "second.log",
+        )
+        assert wait(second, 120) == 0, (tmp_path / "second.log").read_text()[-2000:]
+        assert wait(actors, 30) == 0  # the same actor processes, never restarted
+    finally:
+        kill_all(first, actors, *([second] if second else []))
+    result = summary(run_dir)
+    assert result["env_steps"] >= budget
+    assert result["weights_version"] > saved["weights_version"]
+    assert result["episodes"] >= saved["episodes"]
+    assert len(result["actors"]) == 2  # both reconnected on their own and contributed
+
+
+def test_kill_9_during_checkpoint_writes_never_leaves_a_broken_checkpoint(tmp_path):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    run_dir = tmp_path / "run"
+    actors = a3c("actor", "--learner", address)
+    rng = random.Random(0)
+    versions = []
+    try:
+        for attempt in range(5):
+            learner = a3c(
+                "learner",
+                "--mode",
+                "gradient",
+                "--bind",
+                address,
+                "--run-dir",
+                run_dir,
+                "--resume",
+                "--target-return",
+                "1e9",
+                "--checkpoint-every",
+                "0.02",
+                "--hidden",
+                "512,512",
+                *SLOW,
+            )
+            if attempt == 0:
+                wait_for(lambda: (run_dir / "checkpoint.pt").exists(), 30, "a checkpoint")
+            time.sleep(rng.uniform(3.0, 5.0))  # start-up takes about 2 s of it
+            learner.kill()
+            learner.wait()
+            state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+            versions.append(state["weights_version"])
+    finally:
+        kill_all(actors)
+    assert versions == sorted(versions) and versions[-1] > versions[0]
+
+
+def test_sigterm_on_an_actor_leaves_cleanly_and_the_learner_notes_it(tmp_path):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    run_dir = tmp_path / "run"
+    learner = a3c(
+        "learner",
+        "--mode",
+        "gradient",
+        "--bind",
+        address,
+        "--run-dir",
+        run_dir,
+        "--target-return",
+        "1e9",
+        *SLOW,
+        log=tmp_path / "learner.log",
+    )
+    actor = a3c("actor", "--learner", address)
+    try:
+        wait_for(lambda: last_metric(run_dir, "actors_connected") == 1, 60, "the actor")
+        actor.send_signal(signal.SIGTERM)
+        assert wait(actor, 20) == 0
+        wait_for(lambda: " left" in (tmp_path / "learner.log").read_text(), 10, "the note")
+        wait_for(lambda: last_metric(run_dir, "actors_connected") == 0, 5, "the count")
+        learner.send_signal(signal.SIGINT)
+        assert wait(learner, 30) == 0
+    finally:
+        kill_all(learner, actor)
+    assert summary(run_dir)["stop_reason"] == "interrupted (SIGINT)"
