@@ -38,6 +38,13 @@ def test_services_scale_and_switch_mode_by_variable(compose):
     assert actor["image"] == learner["image"]
 
 
+def test_keyed_set_up_mounts_keys_into_both_services(compose):
+    for name in ("learner", "actor"):
+        service = compose["services"][name]
+        assert "A3C_KEYS_DIR" in service["environment"]
+        assert any(v.split(":")[1] == "/keys" for v in service["volumes"])
+
+
 def test_dockerfile_uses_the_shared_constraints_and_the_cli():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "-c constraints.txt" in dockerfile

@@ -1,0 +1,142 @@
+"""CURVE encryption and ZAP authorization: only authorized actors get anything applied."""
+
+import os
+import shutil
+import signal
+import stat
+
+from tests.helpers import a3c, free_port, kill_all, metrics, run_a3c, summary, wait, wait_for
+
+
+def keys(tmp_path):
+    done = run_a3c("keygen", tmp_path / "keys", "--actors", "2")
+    assert done.returncode == 0, done.stderr
+    return tmp_path / "keys"
+
+
+def test_keygen_writes_pairs_and_keeps_secrets_private(tmp_path):
+    root = keys(tmp_path)
+    assert (root / "learner" / "learner.key_secret").exists()
+    assert sorted(p.name for p in (root / "learner" / "authorized").iterdir()) == [
+        "actor-1.key",
+        "actor-2.key",
+    ]
+    for i in (1, 2):
+        assert (root / f"actor-{i}" / "learner.key").exists()
+    for secret in root.rglob("*.key_secret"):
+        assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
+
+
+def test_an_authorized_actor_trains_to_the_target(tmp_path):
+    root = keys(tmp_path)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    run_dir = tmp_path / "run"
+    learner = a3c(
+        "learner",
+        "--mode",
+        "gradient",
+        "--bind",
+        address,
+        "--run-dir",
+        run_dir,
+        "--keys-dir",
+        root / "learner",
+        "--max-env-steps",
+        "3000000",
+    )
+    actor = a3c("actor", "--learner", address, "--workers", "2", "--keys-dir", root / "actor-1")
+    try:
+        assert wait(learner, 300) == 0 and wait(actor, 30) == 0
+    finally:
+        kill_all(learner, actor)
+    assert summary(run_dir)["stop_reason"] == "target_reached"
+
+
+def test_actors_without_keys_or_with_unauthorized_keys_get_nothing_applied(tmp_path):
+    root = keys(tmp_path)
+    # A stranger's pair that knows the learner's public key but is not authorized.
+    run_a3c("keygen", tmp_path / "other")
+    stranger = tmp_path / "other" / "actor-1"
+    shutil.copy(root / "learner" / "learner.key", stranger / "learner.key")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    run_dir = tmp_path / "run"
+    learner = a3c(
+        "learner",
+        "--mode",
+        "gradient",
+        "--bind",
+        address,
+        "--run-dir",
+        run_dir,
+        "--keys-dir",
+        root / "learner",
+        "--target-return",
+        "1e9",
+        "--metrics-every",
+        "0.5",
+        log=tmp_path / "learner.log",
+    )
+    keyless = a3c("actor", "--learner", address)
+    unauthorized = a3c("actor", "--learner", address, "--keys-dir", stranger)
+    try:
+
+        def refused():
+            records = metrics(run_dir)
+            seen = records[-1]["connections"] if records else {}
+            return seen.get("handshake_failed", 0) and seen.get("unauthorized_key", 0)
+
+        wait_for(refused, 30, "both refusals")
+        learner.send_signal(signal.SIGTERM)
+        assert wait(learner, 30) == 0
+    finally:
+        kill_all(learner, keyless, unauthorized)
+    result = summary(run_dir)
+    assert result["updates"] == 0 and result["env_steps"] == 0 and result["episodes"] == 0
+    assert result["actors"] == {}
+    log = (tmp_path / "learner.log").read_text()
+    assert "is not authorized" in log and "refused a connection" in log
+
+
+def test_a_non_loopback_bind_without_keys_warns(tmp_path):
+    done = run_a3c(
+        "learner",
+        "--mode",
+        "data",
+        "--bind",
+        f"tcp://0.0.0.0:{free_port()}",
+        "--run-dir",
+        tmp_path / "run",
+        "--max-seconds",
+        "0.5",
+    )
+    assert done.returncode == 0
+    assert "without --keys-dir" in done.stderr
+    quiet = run_a3c(
+        "learner",
+        "--mode",
+        "data",
+        "--bind",
+        f"tcp://127.0.0.1:{free_port()}",
+        "--run-dir",
+        tmp_path / "run2",
+        "--max-seconds",
+        "0.5",
+    )
+    assert "without --keys-dir" not in quiet.stderr
+
+
+def test_missing_keys_are_a_one_line_error(tmp_path):
+    done = run_a3c(
+        "learner",
+        "--mode",
+        "data",
+        "--keys-dir",
+        tmp_path / "nothing",
+        "--run-dir",
+        tmp_path / "run",
+    )
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "learner.key_secret" in done.stderr
+    done = run_a3c("actor", "--keys-dir", tmp_path / "nothing")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "actor.key_secret" in done.stderr
