@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import queue
 import time
 from collections import deque
@@ -78,7 +79,8 @@ def gradient_worker(i, env_id, seed, shared_model, optimizer, steps, stop, retur
     state, _ = env.reset(seed=seed + i)
     torch.manual_seed(seed + i)
     episode_reward = 0.0
-    while not stop.is_set():
+    parent = os.getppid()
+    while not stop.is_set() and os.getppid() == parent:  # never outlive the benchmark
         local_model.load_state_dict(shared_model.state_dict())
         log_probs, values, rewards, entropies = [], [], [], []
         done = False
@@ -124,7 +126,8 @@ def data_worker(i, env_id, seed, shared_model, data_queue, steps, stop, returns_
     state, _ = env.reset(seed=seed + i)
     torch.manual_seed(seed + i)
     episode_reward = 0.0
-    while not stop.is_set():
+    parent = os.getppid()
+    while not stop.is_set() and os.getppid() == parent:  # never outlive the benchmark
         local_model = ActorCritic(env.observation_space.shape[0], env.action_space.n)
         local_model.load_state_dict(shared_model.state_dict())
         experiences = []
@@ -211,10 +214,10 @@ def run(
     for i in range(workers):
         if design == "gradient":
             args = (i, env_id, seed, shared_model, optimizer, steps, stop, returns_q)
-            procs.append(ctx.Process(target=gradient_worker, args=args))
+            procs.append(ctx.Process(target=gradient_worker, args=args, daemon=True))
         else:
             args = (i, env_id, seed, shared_model, data_q, steps, stop, returns_q)
-            procs.append(ctx.Process(target=data_worker, args=args))
+            procs.append(ctx.Process(target=data_worker, args=args, daemon=True))
     for p in procs:
         p.start()
     result = _monitor(design, shared_model, optimizer, data_q, returns_q, steps, seconds, target)
