@@ -166,13 +166,14 @@ def main() -> None:
         "service gradient": lambda t, s: service("gradient", t, s),
         "service data": lambda t, s: service("data", t, s),
         "SB3 A2C (zoo)": sb3_a2c,
+        "seed gradient": lambda t, s: seed_design("gradient", t, s),
+        "seed data": lambda t, s: seed_design("data", t, s),
     }
-    if not args.skip_seed_baseline:
-        trainers["seed gradient"] = lambda t, s: seed_design("gradient", t, s)
-        trainers["seed data"] = lambda t, s: seed_design("data", t, s)
     results: dict = {}
     for task in args.tasks:
         for name, fn in trainers.items():
+            if name.startswith("seed") and task not in args.seed_baseline_tasks:
+                continue
             for seed in range(1, args.seeds + 1):
                 r = fn(task, seed)
                 results.setdefault((name, task), []).append(r)

@@ -15,7 +15,7 @@ class Hyperparams:
     """Adam learning rate (the seed used 1e-4; it learns CartPole far more slowly)."""
     rollout_len: int = 20
     """Env steps per env in one rollout (the seed's n-step length)."""
-    num_envs: int = 8
+    num_envs: int = 4
     """Envs stepped together by each actor, with one batched forward pass per step."""
     gamma: float = 0.99
     entropy_coef: float = 0.01
