@@ -182,3 +182,49 @@ def test_sigterm_on_an_actor_leaves_cleanly_and_the_learner_notes_it(tmp_path):
     finally:
         kill_all(learner, actor)
     assert summary(run_dir)["stop_reason"] == "interrupted (SIGINT)"
+
+
+def test_work_from_before_a_learner_restart_is_never_applied(tmp_path):
+    """Work stamped with an earlier learner's run id is dropped and answered with a fresh
+    welcome, even when its weights version looks current."""
+    import numpy as np
+
+    from protocol import Gradient, Welcome, decode, encode
+    from tests.hostile import HostileClient
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    run_dir = tmp_path / "run"
+    learner = a3c(
+        "learner",
+        "--mode",
+        "gradient",
+        "--bind",
+        address,
+        "--run-dir",
+        run_dir,
+        "--target-return",
+        "1e9",
+    )
+    client = HostileClient(address)
+    try:
+        welcome = client.handshake("old-actor")
+        stale = Gradient(
+            "0123456789abcdef",
+            "old-actor",
+            welcome.weights_version,
+            80,
+            0.0,
+            np.full(welcome.weights.size, 0.5, np.float32),
+        )
+        client.sock.send_multipart(encode(stale))
+        assert client.sock.poll(10_000)
+        reply = decode(client.sock.recv_multipart())
+        assert isinstance(reply, Welcome) and reply.run_id == welcome.run_id
+        learner.send_signal(signal.SIGTERM)
+        assert wait(learner, 30) == 0
+    finally:
+        client.close()
+        kill_all(learner)
+    result = summary(run_dir)
+    assert result["dropped"].get("wrong_run") == 1
+    assert result["updates"] == 0 and result["weights_version"] == 0
