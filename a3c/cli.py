@@ -123,6 +123,9 @@ LEARNER_OPTIONS = [
         show_default=True,
         help="Seconds of silence after which an actor counts as gone (and actors reconnect).",
     ),
+    option(
+        "--device", default="cpu", show_default=True, help="Learner device: cpu, cuda, cuda:1, mps."
+    ),
     option("--resume", is_flag=True, default=False, help="Continue from the run dir's checkpoint."),
     option("--verbose", "-v", is_flag=True, default=False),
 ]
@@ -162,6 +165,7 @@ def _config(bind: str, keys_dir: str | None = None, max_message_bytes: int | Non
         checkpoint_every=kw["checkpoint_every"],
         metrics_every=kw["metrics_every"],
         heartbeat_timeout=kw["heartbeat_timeout"],
+        device=kw["device"],
         resume=kw["resume"],
         keys_dir=keys_dir,
         max_message_bytes=max_message_bytes or 64 * 1024 * 1024,

@@ -34,6 +34,8 @@ class LearnerConfig:
     stop_grace: float = 1.5
     """Seconds spent telling actors to stop before the learner exits."""
     torch_threads: int = 1
+    device: str = "cpu"
+    """Where the learner's model lives (data mode computes the loss there)."""
     keys_dir: str | None = None
     """CURVE: encrypt all traffic and accept only actors whose keys are authorized here."""
     max_message_bytes: int = 64 * 1024 * 1024
@@ -43,6 +45,7 @@ class LearnerConfig:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {self.mode!r}")
         self.hp.validate()
+        _check_device(self.device)
         positive = {
             "max_staleness": self.max_staleness,
             "checkpoint_every": self.checkpoint_every,
@@ -63,3 +66,16 @@ class LearnerConfig:
         d = asdict(self)
         d["hp"] = self.hp.to_dict()
         return d
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but torch sees no CUDA device")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} requested but MPS is not available")

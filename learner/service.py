@@ -74,7 +74,7 @@ class Learner:
         if self.target is None:
             self.target = _env_threshold(config.env_id)
         self.rundir = RunDir(config.run_dir)
-        self.updater = Updater(self.spec, self.hp, config.seed)
+        self.updater = Updater(self.spec, self.hp, config.seed, config.device)
         self.stats = RunStats()
         self.registry = ActorRegistry(config.heartbeat_timeout)
         self.run_id = secrets.token_hex(8)

@@ -20,9 +20,9 @@ class Updater:
     `version` counts updates; it names the weights an actor acted or computed on.
     """
 
-    def __init__(self, spec: EnvSpec, hp: Hyperparams, seed: int):
+    def __init__(self, spec: EnvSpec, hp: Hyperparams, seed: int, device: str = "cpu"):
         self.hp = hp
-        self.model = build_network(spec, hp.hidden, seed=seed)
+        self.model = build_network(spec, hp.hidden, seed=seed).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hp.lr)
         self.version = 0
         self.stamp = time.time()
@@ -62,7 +62,7 @@ class Updater:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(state["model"])  # load_state_dict copies to the device
         self.optimizer.load_state_dict(state["optimizer"])
         self.version = int(state["weights_version"])
         self._weights = get_flat_params(self.model)

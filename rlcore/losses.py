@@ -48,23 +48,28 @@ def rollout_loss(
     """The loss of `model` on `rollout`: n-step returns when on-policy, V-trace when not."""
     T, E = rollout.rewards.shape
     obs_shape = rollout.obs.shape[2:]
-    obs = torch.as_tensor(rollout.obs).reshape(T * E, *obs_shape)
-    extra = torch.cat(
-        [torch.as_tensor(rollout.bootstrap_obs), torch.as_tensor(rollout.trunc_obs)]
-    ).reshape(-1, *obs_shape)
+    device = next(model.parameters()).device
+
+    def tensor(x):
+        return torch.as_tensor(x, device=device)
+
+    obs = tensor(rollout.obs).reshape(T * E, *obs_shape)
+    extra = torch.cat([tensor(rollout.bootstrap_obs), tensor(rollout.trunc_obs)]).reshape(
+        -1, *obs_shape
+    )
     logits, values = model(obs)
     with torch.no_grad():
         _, extra_values = model(extra)
     values_te = values.reshape(T, E)
     next_values = _next_values(values_te.detach(), extra_values, rollout, E)
-    rewards = torch.as_tensor(rollout.rewards)
-    terminated = torch.as_tensor(rollout.terminated)
-    truncated = torch.as_tensor(rollout.truncated)
-    actions = torch.as_tensor(rollout.actions).reshape(-1)
+    rewards = tensor(rollout.rewards)
+    terminated = tensor(rollout.terminated)
+    truncated = tensor(rollout.truncated)
+    actions = tensor(rollout.actions).reshape(-1)
     if off_policy:
         target_logp = torch.log_softmax(logits.detach(), -1).gather(-1, actions.unsqueeze(-1))
         vs, adv = vtrace(
-            torch.as_tensor(rollout.behaviour_logp),
+            tensor(rollout.behaviour_logp),
             target_logp.reshape(T, E),
             rewards,
             values_te.detach(),
@@ -88,6 +93,6 @@ def _next_values(values: torch.Tensor, extra_values: torch.Tensor, rollout: Roll
     next_values = torch.cat([values[1:], extra_values[:E].unsqueeze(0)])
     if rollout.trunc_index.size:
         flat = next_values.reshape(-1).clone()
-        flat[torch.as_tensor(rollout.trunc_index)] = extra_values[E:]
+        flat[torch.as_tensor(rollout.trunc_index, device=flat.device)] = extra_values[E:]
         next_values = flat.reshape(values.shape)
     return next_values

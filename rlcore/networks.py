@@ -55,12 +55,16 @@ def num_params(model: nn.Module) -> int:
 
 def get_flat_params(model: nn.Module) -> np.ndarray:
     with torch.no_grad():
-        return torch.nn.utils.parameters_to_vector(model.parameters()).numpy().copy()
+        flat = torch.nn.utils.parameters_to_vector(model.parameters())
+        return flat.cpu().numpy().copy()
 
 
 def set_flat_params(model: nn.Module, flat: np.ndarray) -> None:
+    device = next(model.parameters()).device
     with torch.no_grad():
-        torch.nn.utils.vector_to_parameters(torch.as_tensor(flat), model.parameters())
+        torch.nn.utils.vector_to_parameters(
+            torch.as_tensor(flat, device=device), model.parameters()
+        )
 
 
 def get_flat_grad(model: nn.Module) -> np.ndarray:
@@ -72,7 +76,7 @@ def set_flat_grad(model: nn.Module, flat: torch.Tensor) -> None:
     offset = 0
     for p in model.parameters():
         n = p.numel()
-        p.grad = flat[offset : offset + n].view_as(p).clone()
+        p.grad = flat[offset : offset + n].view_as(p).to(p.device, copy=True)
         offset += n
 
 
