@@ -79,6 +79,13 @@ class Learner:
         self.registry = ActorRegistry(config.heartbeat_timeout)
         self.run_id = secrets.token_hex(8)
         self.pending: dict[str, deque[PendingRollout]] = {}
+        self._handlers = {
+            Gradient: self._on_gradient,
+            Rollout: self._on_rollout,
+            Episodes: self._on_episodes,
+            Heartbeat: self._on_heartbeat,
+            Stop: self._on_leave,
+        }
         self.interrupted: str | None = None
         self._prepare_run_dir()
         self.ctx = zmq.Context()
@@ -338,14 +345,7 @@ class Learner:
         if isinstance(msg, Hello):
             self._welcome(self.registry.register(msg.actor_id, identity, msg.host, msg.pid))
             return
-        handlers = {
-            Gradient: self._on_gradient,
-            Rollout: self._on_rollout,
-            Episodes: self._on_episodes,
-            Heartbeat: self._on_heartbeat,
-            Stop: self._on_leave,
-        }
-        handler = handlers.get(type(msg))
+        handler = self._handlers.get(type(msg))
         if handler is None:
             self.stats.drop("unexpected_type", msg.TYPE)
             return
@@ -356,6 +356,9 @@ class Learner:
             handler(info, msg)
         except CodecError as exc:
             self.stats.drop(exc.reason, f"from {info.actor_id}: {exc.detail}")
+        except Exception:  # a message must never take the learner down
+            log.exception("failed to handle a %s message from %s", msg.TYPE, info.actor_id)
+            self.stats.drop("internal_error", info.actor_id)
 
     def _sender(self, identity: bytes, msg: Message) -> ActorInfo | None:
         """The registered sender of `msg`, or None after re-welcoming an out-of-date one."""
