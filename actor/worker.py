@@ -98,6 +98,12 @@ class Actor:
                 except StopActor as stop:
                     log.info("learner ended training (%s); exiting", stop)
                     return 0
+                except (KeyError, TypeError, ValueError) as exc:
+                    # e.g. a learner of another version, or an env this host cannot make
+                    log.error(
+                        "cannot act on the learner's settings: %s: %s", type(exc).__name__, exc
+                    )
+                    return 2
             self._leave()
             return 0
         finally:
