@@ -183,7 +183,7 @@ def one_line_errors(fn):
 
         try:
             return fn(*args, **kwargs)
-        except (LearnerStartError, EvaluateError, KeysError, ValueError) as exc:
+        except (LearnerStartError, EvaluateError, KeysError) as exc:
             raise click.ClickException(str(exc).splitlines()[0]) from None
 
     return wrapper

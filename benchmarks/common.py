@@ -52,7 +52,7 @@ def run_service(
     actors: int,
     seconds: float,
     *,
-    num_envs: int = 8,
+    num_envs: int | None = None,
     seed: int = 0,
     env: str = "CartPole-v1",
     target: float | None = None,
@@ -73,8 +73,6 @@ def run_service(
             str(actors),
             "--env",
             env,
-            "--num-envs",
-            str(num_envs),
             "--seed",
             str(seed),
             "--max-seconds",
@@ -87,13 +85,11 @@ def run_service(
             "1e9" if target is None else str(target),
             *extra,
         ]
-        subprocess.run(
-            cmd,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=seconds + 120,
-        )
+        if num_envs is not None:  # else the service's default
+            cmd += ["--num-envs", str(num_envs)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-4000:]}")
         summary = json.loads((run_dir / "summary.json").read_text())
         records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return {"summary": summary, "records": records}
