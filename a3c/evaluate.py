@@ -22,9 +22,12 @@ def evaluate(run_dir: str, episodes: int, stochastic: bool, seed: int = 0) -> tu
     rd = RunDir(run_dir)
     if not rd.checkpoint.exists() or not rd.config.exists():
         raise EvaluateError(f"{run_dir} holds no checkpoint.pt and config.json to evaluate")
-    config = json.loads(Path(rd.config).read_text())
-    state = load_checkpoint(rd.checkpoint)
-    env = make_env(config["env_id"])
+    try:
+        config = json.loads(Path(rd.config).read_text())
+        state = load_checkpoint(rd.checkpoint)
+        env = make_env(config["env_id"])
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise EvaluateError(f"cannot evaluate {run_dir}: {exc}") from None
     model = build_network(env_spec(env), tuple(config["hp"]["hidden"]))
     model.load_state_dict(state["model"])
     model.eval()
