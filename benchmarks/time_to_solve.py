@@ -156,9 +156,10 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument(
-        "--skip-seed-baseline",
-        action="store_true",
-        help="leave out the article's design (it runs to its time cap)",
+        "--seed-baseline-tasks",
+        nargs="*",
+        default=["CartPole-v1"],
+        help="tasks to run the article's design on (it runs to its time cap)",
     )
     args = parser.parse_args()
     info = print_machine()
