@@ -16,6 +16,7 @@ seconds (benchmarks/results/time_to_solve.png).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from collections import deque
@@ -123,7 +124,7 @@ def plot(results: dict, task: str, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(9.5, 4.5))
     for (name, t), runs in results.items():
         if t != task:
             continue
@@ -133,10 +134,11 @@ def plot(results: dict, task: str, path) -> None:
                 ax.plot(*zip(*pts), color=COLORS[name], alpha=0.8, label=name if i == 0 else None)
     ax.axhline(TASKS[task][0], color="grey", linestyle=":", label="target")
     ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(left=0)
     ax.set_xlabel("wall seconds")
     ax.set_ylabel("mean return of the last 100 episodes")
     ax.set_title(f"{task}: time to solve on this machine")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")
@@ -161,7 +163,15 @@ def main() -> None:
         default=["CartPole-v1"],
         help="tasks to run the article's design on (it runs to its time cap)",
     )
+    parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="redraw the plots from the last results JSON, run nothing",
+    )
     args = parser.parse_args()
+    if args.replot:
+        replot(args.tasks)
+        return
     info = print_machine()
     trainers = {
         "service gradient": lambda t, s: service("gradient", t, s),
@@ -212,6 +222,13 @@ def main() -> None:
             "runs": {f"{n}|{t}": runs for (n, t), runs in results.items()},
         },
     )
+
+
+def replot(tasks: list[str]) -> None:
+    data = json.loads((RESULTS / "time_to_solve.json").read_text())
+    results = {tuple(key.split("|")): runs for key, runs in data["runs"].items()}
+    for task in tasks:
+        plot(results, task, RESULTS / f"time_to_solve_{task.split('-')[0].lower()}.png")
 
 
 def _add_ratios(rows: list[dict]) -> None:
