@@ -119,7 +119,7 @@ class HostileClient:
     def oversize(self, nbytes: int) -> None:
         """One message over the learner's limit: libzmq drops this connection."""
         self.send(b"\x00" * nbytes)
-        self.sock.close(0)
+        self.sock.close(linger=5000)  # flush what is queued before it; it is all counted
         self.sock = self._socket()
 
     def handshake_flood(self, count: int, sockets: int = 20) -> None:
