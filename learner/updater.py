@@ -1,4 +1,4 @@
-"""The one model and its one Adam optimizer (the seed's SharedAdam, now in one place)."""
+"""The one model and its one Adam optimizer (the shared-memory SharedAdam, in one place)."""
 
 from __future__ import annotations
 

@@ -12,16 +12,16 @@ from dataclasses import asdict, dataclass, fields
 @dataclass(frozen=True)
 class Hyperparams:
     lr: float = 1e-3
-    """Adam learning rate (the seed used 1e-4; it learns CartPole far more slowly)."""
+    """Adam learning rate (the original design used 1e-4; it learns CartPole far slower)."""
     rollout_len: int = 20
-    """Env steps per env in one rollout (the seed's n-step length)."""
+    """Env steps per env in one rollout (the n of the n-step returns)."""
     num_envs: int = 4
     """Envs stepped together by each actor, with one batched forward pass per step."""
     gamma: float = 0.99
     entropy_coef: float = 0.01
     value_coef: float = 0.5
     max_grad_norm: float = 40.0
-    """Gradient-norm clip applied by the learner before every update (as the seed)."""
+    """Gradient-norm clip applied by the learner before every update (as the original)."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the MLP actor-critic."""
     rho_bar: float = 1.0
