@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import zmq
 
+from learner.checkpoint import ResumeError, checkpoint_state, restore
 from learner.config import LearnerConfig
 from learner.progress import Progress, progress_line
 from learner.registry import ActorInfo, ActorRegistry
@@ -139,19 +140,11 @@ class Learner:
     def _resume(self) -> None:
         try:
             state = self.rundir.load_checkpoint()
-        except Exception as exc:
+            self.stats = restore(state, self.updater, self.cfg)
+        except ResumeError as exc:
+            raise LearnerStartError(str(exc)) from None
+        except Exception as exc:  # unreadable file: say which and why, in one line
             raise LearnerStartError(f"cannot load {self.rundir.checkpoint}: {exc}") from None
-        if (state["mode"], state["env_id"]) != (self.cfg.mode, self.cfg.env_id):
-            raise LearnerStartError(
-                f"checkpoint is of mode {state['mode']} on {state['env_id']}, "
-                f"not {self.cfg.mode} on {self.cfg.env_id}"
-            )
-        self.updater.load_state_dict(state)
-        self.stats = RunStats(elapsed_before=float(state["wall_seconds"]))
-        self.stats.env_steps = int(state["env_steps"])
-        self.stats.episodes = int(state["episodes"])
-        self.stats.updates = int(state["updates"])
-        self.stats.recent_returns.extend(float(r) for r in state["recent_returns"])
         log.info(
             "resumed from %s: version %d, %d env steps",
             self.rundir.checkpoint,
@@ -160,18 +153,7 @@ class Learner:
         )
 
     def save_checkpoint(self) -> None:
-        state = self.updater.state_dict()
-        state.update(
-            mode=self.cfg.mode,
-            env_id=self.cfg.env_id,
-            env_steps=self.stats.env_steps,
-            episodes=self.stats.episodes,
-            updates=self.stats.updates,
-            wall_seconds=self.stats.wall_seconds,
-            recent_returns=list(self.stats.recent_returns),
-            hidden=list(self.hp.hidden),
-        )
-        self.rundir.save_checkpoint(state)
+        self.rundir.save_checkpoint(checkpoint_state(self.updater, self.stats, self.cfg))
 
     # ---- main loop -----------------------------------------------------------------------
 

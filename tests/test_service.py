@@ -286,3 +286,34 @@ def test_options_come_from_environment_variables(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     result = summary(tmp_path / "env-run")
     assert result["mode"] == "data" and result["env_steps"] >= 8000
+
+
+def test_resume_with_a_different_network_is_a_one_line_error(tmp_path):
+    run_dir = tmp_path / "run"
+    first = run_a3c(
+        "learner",
+        "--mode",
+        "data",
+        "--bind",
+        f"tcp://127.0.0.1:{free_port()}",
+        "--run-dir",
+        run_dir,
+        "--max-seconds",
+        "0.5",
+    )
+    assert first.returncode == 0, first.stderr
+    again = run_a3c(
+        "learner",
+        "--mode",
+        "data",
+        "--bind",
+        f"tcp://127.0.0.1:{free_port()}",
+        "--run-dir",
+        run_dir,
+        "--resume",
+        "--hidden",
+        "32",
+    )
+    one_line_error(again, "hidden sizes")
+    other_mode = run_a3c("learner", "--mode", "gradient", "--run-dir", run_dir, "--resume")
+    one_line_error(other_mode, "mode data")

@@ -1,0 +1,50 @@
+"""What a checkpoint holds (model, optimizer, counters, weights version, returns window),
+and how a run continues from one."""
+
+from __future__ import annotations
+
+from learner.config import LearnerConfig
+from learner.stats import RunStats
+from learner.updater import Updater
+
+
+class ResumeError(RuntimeError):
+    """The checkpoint cannot continue this run; the message says why."""
+
+
+def checkpoint_state(updater: Updater, stats: RunStats, cfg: LearnerConfig) -> dict:
+    state = updater.state_dict()
+    state.update(
+        mode=cfg.mode,
+        env_id=cfg.env_id,
+        env_steps=stats.env_steps,
+        episodes=stats.episodes,
+        updates=stats.updates,
+        wall_seconds=stats.wall_seconds,
+        recent_returns=list(stats.recent_returns),
+        hidden=list(cfg.hp.hidden),
+    )
+    return state
+
+
+def restore(state: dict, updater: Updater, cfg: LearnerConfig) -> RunStats:
+    """Load `state` into `updater`; the run's counters continue in the returned stats."""
+    if (state["mode"], state["env_id"]) != (cfg.mode, cfg.env_id):
+        raise ResumeError(
+            f"checkpoint is of mode {state['mode']} on {state['env_id']}, "
+            f"not {cfg.mode} on {cfg.env_id}"
+        )
+    if list(state.get("hidden", cfg.hp.hidden)) != list(cfg.hp.hidden):
+        raise ResumeError(
+            f"checkpoint has hidden sizes {list(state['hidden'])}, not {list(cfg.hp.hidden)}"
+        )
+    try:
+        updater.load_state_dict(state)
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise ResumeError(f"checkpoint does not fit this network: {exc}") from None
+    stats = RunStats(elapsed_before=float(state["wall_seconds"]))
+    stats.env_steps = int(state["env_steps"])
+    stats.episodes = int(state["episodes"])
+    stats.updates = int(state["updates"])
+    stats.recent_returns.extend(float(r) for r in state["recent_returns"])
+    return stats
