@@ -7,7 +7,7 @@ WORKDIR /app
 # The CPU build of torch (the default one on PyPI carries CUDA, several GB), pinned by the
 # same constraints file the README set-up and CI use.
 COPY constraints.txt ./
-RUN pip install -c constraints.txt --index-url https://download.pytorch.org/whl/cpu torch
+RUN pip install -c constraints.txt --extra-index-url https://download.pytorch.org/whl/cpu torch
 
 COPY pyproject.toml README.md ./
 COPY a3c ./a3c
@@ -18,7 +18,8 @@ COPY rlcore ./rlcore
 RUN pip install -c constraints.txt .
 
 # Nothing here uses shared memory between processes, so Docker's small /dev/shm is fine.
-RUN useradd --create-home a3c && mkdir /runs && chown a3c /runs
-USER a3c
+# Runs as the image's default user so bind-mounted ./runs and ./keys (owned by the host
+# user, secrets mode 0600) are writable and readable without uid juggling.
+RUN mkdir /runs
 ENTRYPOINT ["a3c"]
 CMD ["--help"]
