@@ -73,3 +73,13 @@ def wait_for(predicate, timeout: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def start_learner(mode: str, address: str, run_dir: Path, *extra, log: Path | None = None):
+    """`a3c learner` in `mode`, bound to `address`, writing to `run_dir`."""
+    return a3c("learner", "--mode", mode, "--bind", address, "--run-dir", run_dir, *extra, log=log)
+
+
+def start_actors(address: str, *extra, log: Path | None = None) -> subprocess.Popen:
+    """`a3c actor` for the learner at `address`."""
+    return a3c("actor", "--learner", address, *extra, log=log)

@@ -7,7 +7,16 @@ import time
 
 import torch
 
-from tests.helpers import a3c, free_port, kill_all, metrics, summary, wait, wait_for
+from tests.helpers import (
+    free_port,
+    kill_all,
+    metrics,
+    start_actors,
+    start_learner,
+    summary,
+    wait,
+    wait_for,
+)
 
 # A slower learning rate stretches the run to tens of seconds, so faults land mid-run.
 SLOW = ("--lr", "3e-4", "--heartbeat-timeout", "2", "--metrics-every", "0.5")
@@ -21,21 +30,17 @@ def last_metric(run_dir, key):
 def test_kill_9_actor_is_marked_gone_a_new_one_joins_and_the_run_still_solves(tmp_path):
     address = f"tcp://127.0.0.1:{free_port()}"
     run_dir = tmp_path / "run"
-    learner = a3c(
-        "learner",
-        "--mode",
+    learner = start_learner(
         "gradient",
-        "--bind",
         address,
-        "--run-dir",
         run_dir,
         "--max-env-steps",
         "5000000",
         *SLOW,
         log=tmp_path / "learner.log",
     )
-    doomed = a3c("actor", "--learner", address)
-    survivor = a3c("actor", "--learner", address)
+    doomed = start_actors(address)
+    survivor = start_actors(address)
     late = None
     try:
         wait_for(lambda: last_metric(run_dir, "actors_connected") == 2, 60, "two actors")
@@ -46,7 +51,7 @@ def test_kill_9_actor_is_marked_gone_a_new_one_joins_and_the_run_still_solves(tm
             "the killed actor to be marked gone",
         )
         steps_before = last_metric(run_dir, "env_steps")
-        late = a3c("actor", "--learner", address, log=tmp_path / "late.log")
+        late = start_actors(address, log=tmp_path / "late.log")
         wait_for(lambda: last_metric(run_dir, "actors_connected") == 2, 30, "the new actor")
         assert wait(learner, 300) == 0
         assert wait(survivor, 30) == 0 and wait(late, 30) == 0
@@ -61,13 +66,9 @@ def test_kill_9_actor_is_marked_gone_a_new_one_joins_and_the_run_still_solves(tm
 def test_kill_9_learner_then_resume_and_running_actors_reconnect(tmp_path):
     address = f"tcp://127.0.0.1:{free_port()}"
     run_dir = tmp_path / "run"
-    first = a3c(
-        "learner",
-        "--mode",
+    first = start_learner(
         "data",
-        "--bind",
         address,
-        "--run-dir",
         run_dir,
         "--target-return",
         "1e9",
@@ -75,7 +76,7 @@ def test_kill_9_learner_then_resume_and_running_actors_reconnect(tmp_path):
         "0.5",
         *SLOW,
     )
-    actors = a3c("actor", "--learner", address, "--workers", "2", log=tmp_path / "actors.log")
+    actors = start_actors(address, "--workers", "2", log=tmp_path / "actors.log")
     second = None
     try:
         wait_for(
@@ -90,13 +91,9 @@ def test_kill_9_learner_then_resume_and_running_actors_reconnect(tmp_path):
         first.wait()
         saved = torch.load(run_dir / "checkpoint.pt", weights_only=True)
         budget = saved["env_steps"] + 40000
-        second = a3c(
-            "learner",
-            "--mode",
+        second = start_learner(
             "data",
-            "--bind",
             address,
-            "--run-dir",
             run_dir,
             "--resume",
             "--target-return",
@@ -120,18 +117,14 @@ def test_kill_9_learner_then_resume_and_running_actors_reconnect(tmp_path):
 def test_kill_9_during_checkpoint_writes_never_leaves_a_broken_checkpoint(tmp_path):
     address = f"tcp://127.0.0.1:{free_port()}"
     run_dir = tmp_path / "run"
-    actors = a3c("actor", "--learner", address)
+    actors = start_actors(address)
     rng = random.Random(0)
     versions = []
     try:
         for attempt in range(5):
-            learner = a3c(
-                "learner",
-                "--mode",
+            learner = start_learner(
                 "gradient",
-                "--bind",
                 address,
-                "--run-dir",
                 run_dir,
                 "--resume",
                 "--target-return",
@@ -157,20 +150,16 @@ def test_kill_9_during_checkpoint_writes_never_leaves_a_broken_checkpoint(tmp_pa
 def test_sigterm_on_an_actor_leaves_cleanly_and_the_learner_notes_it(tmp_path):
     address = f"tcp://127.0.0.1:{free_port()}"
     run_dir = tmp_path / "run"
-    learner = a3c(
-        "learner",
-        "--mode",
+    learner = start_learner(
         "gradient",
-        "--bind",
         address,
-        "--run-dir",
         run_dir,
         "--target-return",
         "1e9",
         *SLOW,
         log=tmp_path / "learner.log",
     )
-    actor = a3c("actor", "--learner", address)
+    actor = start_actors(address)
     try:
         wait_for(lambda: last_metric(run_dir, "actors_connected") == 1, 60, "the actor")
         actor.send_signal(signal.SIGTERM)
@@ -194,13 +183,9 @@ def test_work_from_before_a_learner_restart_is_never_applied(tmp_path):
 
     address = f"tcp://127.0.0.1:{free_port()}"
     run_dir = tmp_path / "run"
-    learner = a3c(
-        "learner",
-        "--mode",
+    learner = start_learner(
         "gradient",
-        "--bind",
         address,
-        "--run-dir",
         run_dir,
         "--target-return",
         "1e9",

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import a3c, free_port, kill_all, metrics, summary, wait, wait_for
+from tests.helpers import (
+    free_port,
+    kill_all,
+    metrics,
+    start_actors,
+    start_learner,
+    summary,
+    wait,
+    wait_for,
+)
 from tests.hostile import HostileClient
 
 EXPECTED = {
@@ -48,13 +57,9 @@ def rss_bytes(pid: int) -> int:
 def test_hostile_input_is_rejected_counted_and_survived(tmp_path, mode):
     address = f"tcp://127.0.0.1:{free_port()}"
     run_dir = tmp_path / "run"
-    learner = a3c(
-        "learner",
-        "--mode",
+    learner = start_learner(
         mode,
-        "--bind",
         address,
-        "--run-dir",
         run_dir,
         "--lr",
         "3e-4",
@@ -66,7 +71,7 @@ def test_hostile_input_is_rejected_counted_and_survived(tmp_path, mode):
         "6000000",
         log=tmp_path / "learner.log",
     )
-    actors = a3c("actor", "--learner", address, "--workers", "2")
+    actors = start_actors(address, "--workers", "2")
     client = HostileClient(address)
     try:
         wait_for(lambda: (metrics(run_dir) or [{}])[-1].get("env_steps", 0) > 0, 60, "training")

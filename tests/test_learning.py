@@ -6,7 +6,7 @@ the slowest seed seen took 1.7M (data mode). The budgets leave a wide margin ove
 
 import pytest
 
-from tests.helpers import a3c, free_port, kill_all, summary, wait
+from tests.helpers import a3c, free_port, kill_all, start_actors, summary, wait
 
 BUDGET = {"gradient": 1_500_000, "data": 3_000_000}
 
@@ -31,7 +31,7 @@ def test_learner_and_two_actors_solve_cartpole(tmp_path, mode):
         "1",
         log=tmp_path / "learner.log",
     )
-    actors = a3c("actor", "--learner", address, "--workers", "2", log=tmp_path / "actors.log")
+    actors = start_actors(address, "--workers", "2", log=tmp_path / "actors.log")
     try:
         assert wait(learner, 300) == 0, (tmp_path / "learner.log").read_text()[-3000:]
         assert wait(actors, 30) == 0, (tmp_path / "actors.log").read_text()[-3000:]

@@ -5,7 +5,17 @@ import shutil
 import signal
 import stat
 
-from tests.helpers import a3c, free_port, kill_all, metrics, run_a3c, summary, wait, wait_for
+from tests.helpers import (
+    free_port,
+    kill_all,
+    metrics,
+    run_a3c,
+    start_actors,
+    start_learner,
+    summary,
+    wait,
+    wait_for,
+)
 
 
 def keys(tmp_path):
@@ -31,20 +41,16 @@ def test_an_authorized_actor_trains_to_the_target(tmp_path):
     root = keys(tmp_path)
     address = f"tcp://127.0.0.1:{free_port()}"
     run_dir = tmp_path / "run"
-    learner = a3c(
-        "learner",
-        "--mode",
+    learner = start_learner(
         "gradient",
-        "--bind",
         address,
-        "--run-dir",
         run_dir,
         "--keys-dir",
         root / "learner",
         "--max-env-steps",
         "3000000",
     )
-    actor = a3c("actor", "--learner", address, "--workers", "2", "--keys-dir", root / "actor-1")
+    actor = start_actors(address, "--workers", "2", "--keys-dir", root / "actor-1")
     try:
         assert wait(learner, 300) == 0 and wait(actor, 30) == 0
     finally:
@@ -60,13 +66,9 @@ def test_actors_without_keys_or_with_unauthorized_keys_get_nothing_applied(tmp_p
     shutil.copy(root / "learner" / "learner.key", stranger / "learner.key")
     address = f"tcp://127.0.0.1:{free_port()}"
     run_dir = tmp_path / "run"
-    learner = a3c(
-        "learner",
-        "--mode",
+    learner = start_learner(
         "gradient",
-        "--bind",
         address,
-        "--run-dir",
         run_dir,
         "--keys-dir",
         root / "learner",
@@ -76,8 +78,8 @@ def test_actors_without_keys_or_with_unauthorized_keys_get_nothing_applied(tmp_p
         "0.5",
         log=tmp_path / "learner.log",
     )
-    keyless = a3c("actor", "--learner", address)
-    unauthorized = a3c("actor", "--learner", address, "--keys-dir", stranger)
+    keyless = start_actors(address)
+    unauthorized = start_actors(address, "--keys-dir", stranger)
     try:
 
         def refused():

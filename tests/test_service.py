@@ -9,7 +9,18 @@ import msgpack
 import torch
 import zmq
 
-from tests.helpers import a3c, free_port, kill_all, metrics, run_a3c, summary, wait, wait_for
+from tests.helpers import (
+    a3c,
+    free_port,
+    kill_all,
+    metrics,
+    run_a3c,
+    start_actors,
+    start_learner,
+    summary,
+    wait,
+    wait_for,
+)
 
 METRIC_KEYS = {
     "wall_seconds",
@@ -71,7 +82,7 @@ def test_train_end_to_end_then_evaluate(tmp_path):
 
 def test_actor_started_before_learner_joins_when_it_comes(tmp_path):
     address = f"tcp://127.0.0.1:{free_port()}"
-    actor = a3c("actor", "--learner", address, log=tmp_path / "actor.log")
+    actor = start_actors(address, log=tmp_path / "actor.log")
     try:
         wait_for(
             lambda: "no learner answering" in (tmp_path / "actor.log").read_text(),
@@ -106,13 +117,9 @@ def test_single_actor_run_with_a_seed_repeats_exactly(tmp_path):
         for attempt in range(2):
             run_dir = tmp_path / f"{mode}-{attempt}"
             address = f"tcp://127.0.0.1:{free_port()}"
-            learner = a3c(
-                "learner",
-                "--mode",
+            learner = start_learner(
                 mode,
-                "--bind",
                 address,
-                "--run-dir",
                 run_dir,
                 "--max-env-steps",
                 "24000",
@@ -121,7 +128,7 @@ def test_single_actor_run_with_a_seed_repeats_exactly(tmp_path):
                 "--target-return",
                 "1e9",
             )
-            actor = a3c("actor", "--learner", address)
+            actor = start_actors(address)
             try:
                 assert wait(learner, 120) == 0 and wait(actor, 30) == 0
             finally:
@@ -136,18 +143,14 @@ def test_single_actor_run_with_a_seed_repeats_exactly(tmp_path):
 def test_sigterm_stops_learner_and_actors_cleanly_and_resume_continues(tmp_path):
     address = f"tcp://127.0.0.1:{free_port()}"
     run_dir = tmp_path / "run"
-    learner = a3c(
-        "learner",
-        "--mode",
+    learner = start_learner(
         "gradient",
-        "--bind",
         address,
-        "--run-dir",
         run_dir,
         "--target-return",
         "1e9",
     )
-    actors = a3c("actor", "--learner", address, "--workers", "2")
+    actors = start_actors(address, "--workers", "2")
     try:
         wait_for(lambda: any(r["env_steps"] > 0 for r in metrics(run_dir)), 60, "training")
         learner.send_signal(signal.SIGTERM)
@@ -162,13 +165,9 @@ def test_sigterm_stops_learner_and_actors_cleanly_and_resume_continues(tmp_path)
     assert refused.returncode != 0 and "--resume" in refused.stderr
 
     budget = first["env_steps"] + 8000
-    learner = a3c(
-        "learner",
-        "--mode",
+    learner = start_learner(
         "gradient",
-        "--bind",
         address,
-        "--run-dir",
         run_dir,
         "--resume",
         "--max-env-steps",
@@ -176,7 +175,7 @@ def test_sigterm_stops_learner_and_actors_cleanly_and_resume_continues(tmp_path)
         "--target-return",
         "1e9",
     )
-    actor = a3c("actor", "--learner", address)
+    actor = start_actors(address)
     try:
         assert wait(learner, 60) == 0 and wait(actor, 30) == 0
     finally:
@@ -191,13 +190,9 @@ def test_sigterm_stops_learner_and_actors_cleanly_and_resume_continues(tmp_path)
 def test_bad_messages_are_counted_and_never_stop_training(tmp_path):
     address = f"tcp://127.0.0.1:{free_port()}"
     run_dir = tmp_path / "run"
-    learner = a3c(
-        "learner",
-        "--mode",
+    learner = start_learner(
         "data",
-        "--bind",
         address,
-        "--run-dir",
         run_dir,
         "--max-env-steps",
         "40000",
@@ -212,7 +207,7 @@ def test_bad_messages_are_counted_and_never_stop_training(tmp_path):
         sock.send(b"\x00\xffnot msgpack")
         sock.send(msgpack.packb({"v": 99, "t": "hello", "f": {}, "a": []}))
         sock.send_multipart([msgpack.packb({"v": 1, "t": "gradient", "f": {}, "a": []})])
-        actor = a3c("actor", "--learner", address)
+        actor = start_actors(address)
         assert wait(learner, 120) == 0 and wait(actor, 30) == 0
     finally:
         sock.close(0)
