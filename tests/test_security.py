@@ -99,6 +99,42 @@ def test_actors_without_keys_or_with_unauthorized_keys_get_nothing_applied(tmp_p
     assert "is not authorized" in log and "refused a connection" in log
 
 
+def test_a_key_authorized_while_the_learner_runs_gets_in(tmp_path):
+    root = keys(tmp_path)
+    run_a3c("keygen", tmp_path / "other")
+    newcomer = tmp_path / "other" / "actor-1"
+    shutil.copy(root / "learner" / "learner.key", newcomer / "learner.key")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    run_dir = tmp_path / "run"
+    learner = start_learner(
+        "gradient",
+        address,
+        run_dir,
+        "--keys-dir",
+        root / "learner",
+        "--max-env-steps",
+        "20000",
+        "--target-return",
+        "1e9",
+        "--metrics-every",
+        "0.5",
+    )
+    actor = start_actors(address, "--keys-dir", newcomer)
+    try:
+        wait_for(
+            lambda: (
+                (metrics(run_dir) or [{}])[-1].get("connections", {}).get("unauthorized_key", 0) > 0
+            ),
+            30,
+            "the refusal",
+        )
+        shutil.copy(newcomer / "actor.key", root / "learner" / "authorized" / "newcomer.key")
+        assert wait(learner, 60) == 0 and wait(actor, 30) == 0
+    finally:
+        kill_all(learner, actor)
+    assert summary(run_dir)["env_steps"] >= 20000
+
+
 def test_a_non_loopback_bind_without_keys_warns(tmp_path):
     done = run_a3c(
         "learner",
