@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -17,7 +16,6 @@ class Collector:
         self.buffer = RolloutBuffer(steps, envs.num_envs, envs.spec.obs_shape)
         self.generator = generator
         self._obs_t = torch.from_numpy(envs.obs)  # shares memory with the env's obs array
-        self._actions_np = np.zeros(envs.num_envs, dtype=np.int64)
 
     @torch.inference_mode()
     def collect(self, model: nn.Module) -> RolloutBatch:

@@ -77,7 +77,6 @@ class Actor:
         self.latency_reported = True
         self.outstanding = 0
         self.signalled: str | None = None
-        self.env_steps = 0
 
     def run(self) -> int:
         """Train until the learner says stop (exit code 0) or a signal arrives (also 0)."""
@@ -163,7 +162,6 @@ class Actor:
                 return
             latency = self._weights_latency()
             rollout = self.collector.collect(self.model)
-            self.env_steps += rollout.num_steps
             self._send_episodes()
             self._send_work(rollout, latency)
             self.outstanding += 1

@@ -46,6 +46,7 @@ from rlcore.rollout import RolloutBatch
 
 log = logging.getLogger(__name__)
 BURST = 256
+HOUSEKEEPING_EVERY = 0.1
 
 
 class LearnerStartError(RuntimeError):
@@ -171,6 +172,7 @@ class Learner:
         now = time.monotonic()
         self._next_metrics = now + self.cfg.metrics_every
         self._next_checkpoint = now + self.cfg.checkpoint_every
+        self._next_housekeeping = now
         reason = None
         try:
             # The stop condition is checked after every applied message, so a single-actor
@@ -209,7 +211,11 @@ class Learner:
                 return
 
     def _periodic(self, progress: Progress) -> None:
+        # The loop turns once per update; housekeeping (O(actors)) runs a few times a second.
         now = time.monotonic()
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + HOUSEKEEPING_EVERY
         self.registry.expire()
         self.connections.poll()
         if now >= self._next_metrics:
