@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import time
 
 import click
@@ -32,6 +33,28 @@ def _hidden(_ctx, _param, value: str) -> tuple[int, ...]:
     return sizes
 
 
+def _env_kwargs(_ctx, _param, value: str | None) -> dict:
+    if not value:
+        return {}
+    try:
+        kwargs = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"{value!r} is not JSON: {exc}") from None
+    if not isinstance(kwargs, dict):
+        raise click.BadParameter(f"{value!r}: expected a JSON object like '{{\"g\": 9.81}}'")
+    return kwargs
+
+
+def _wrappers(_ctx, _param, value: str | None) -> tuple[str, ...]:
+    from rlcore.wrappers import WRAPPERS
+
+    names = tuple(w.strip() for w in (value or "").split(",") if w.strip())
+    unknown = [w for w in names if w not in WRAPPERS]
+    if unknown:
+        raise click.BadParameter(f"unknown wrapper {unknown[0]!r}; known: {', '.join(WRAPPERS)}")
+    return names
+
+
 LEARNER_OPTIONS = [
     option(
         "--mode",
@@ -40,6 +63,19 @@ LEARNER_OPTIONS = [
         help="gradient: actors send gradients; data: actors send experience.",
     ),
     option("--env", "env_id", default="CartPole-v1", show_default=True, help="Gymnasium env id."),
+    option(
+        "--env-kwargs",
+        default=None,
+        callback=_env_kwargs,
+        help="JSON keyword arguments of gymnasium.make, e.g. '{\"g\": 9.81}'.",
+    ),
+    option(
+        "--wrappers",
+        default=None,
+        callback=_wrappers,
+        help="Comma-separated env wrappers: mask-velocity, channels-first, atari, "
+        "atari-episodic-life (ALE/ ids get atari and MinAtar/ ids channels-first by default).",
+    ),
     option("--run-dir", default=None, help="Run directory [default: runs/ENV-MODE-TIME]."),
     option(
         "--target-return",
@@ -96,6 +132,19 @@ LEARNER_OPTIONS = [
         help="Hidden layer sizes of the MLP.",
     ),
     option(
+        "--recurrent",
+        is_flag=True,
+        default=False,
+        help="An LSTM core: the policy remembers within an episode.",
+    ),
+    option(
+        "--lstm-size",
+        type=click.IntRange(1, 65536),
+        default=DEFAULTS.lstm_size,
+        show_default=True,
+        help="LSTM units with --recurrent.",
+    ),
+    option(
         "--max-staleness",
         type=click.IntRange(min=0),
         default=20,
@@ -149,11 +198,16 @@ def _config(bind: str, keys_dir: str | None = None, max_message_bytes: int | Non
         value_coef=kw["value_coef"],
         max_grad_norm=kw["max_grad_norm"],
         hidden=kw["hidden"],
+        recurrent=kw["recurrent"],
+        lstm_size=kw["lstm_size"],
     )
-    run_dir = kw["run_dir"] or f"runs/{kw['env_id']}-{kw['mode']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = kw["env_id"].replace("/", "-")
+    run_dir = kw["run_dir"] or f"runs/{name}-{kw['mode']}-{time.strftime('%Y%m%d-%H%M%S')}"
     return LearnerConfig(
         mode=kw["mode"],
         env_id=kw["env_id"],
+        env_kwargs=kw["env_kwargs"],
+        wrappers=kw["wrappers"],
         run_dir=run_dir,
         bind=bind,
         target_return=kw["target_return"],

@@ -22,7 +22,7 @@ from actor.collector import Collector
 from actor.connection import LearnerLink
 from protocol import Episodes, Gradient, Heartbeat, Rollout, Stop, Weights, Welcome
 from protocol.security import ClientKeys, load_client_keys
-from rlcore.envs import EnvSpec, VectorEnv
+from rlcore.envs import EnvConfig, EnvSpec, VectorEnv
 from rlcore.hyperparams import Hyperparams
 from rlcore.losses import rollout_loss
 from rlcore.networks import build_network, get_flat_grad, set_flat_params
@@ -35,7 +35,7 @@ class Settings:
     """What the learner's welcome tells an actor."""
 
     mode: str
-    env_id: str
+    env: EnvConfig
     spec: EnvSpec
     hp: Hyperparams
     seed: int
@@ -47,7 +47,7 @@ class Settings:
     def from_welcome(cls, settings: dict) -> Settings:
         return cls(
             mode=str(settings["mode"]),
-            env_id=str(settings["env_id"]),
+            env=EnvConfig.from_dict(settings["env"]),
             spec=EnvSpec.from_dict(settings["env_spec"]),
             hp=Hyperparams.from_dict(settings["hyperparams"]),
             seed=int(settings["seed"]),
@@ -129,14 +129,18 @@ class Actor:
         self.settings = settings
         base = settings.seed if self.cli_seed is None else self.cli_seed
         env_seed, torch_seed = np.random.SeedSequence([base, actor_index]).generate_state(2)
-        self.model = build_network(settings.spec, settings.hp.hidden)
-        self.envs = VectorEnv(settings.env_id, settings.hp.num_envs, int(env_seed))
+        hp = settings.hp
+        self.model = build_network(settings.spec, hp)
+        self.envs = VectorEnv(settings.env, hp.num_envs, int(env_seed))
+        if self.envs.spec != settings.spec:
+            raise ValueError(f"this host builds {self.envs.spec}, the learner {settings.spec}")
         self.envs.reset()
         generator = torch.Generator().manual_seed(int(torch_seed))
-        self.collector = Collector(self.envs, settings.hp.rollout_len, generator)
+        lstm_size = hp.lstm_size if hp.recurrent else 0
+        self.collector = Collector(self.envs, hp.rollout_len, generator, lstm_size)
         log.info(
             "acting on %s in %s mode with %d envs (index %d)",
-            settings.env_id,
+            settings.env.env_id,
             settings.mode,
             settings.hp.num_envs,
             actor_index,

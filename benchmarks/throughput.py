@@ -28,13 +28,14 @@ def _ceiling_worker(num_envs: int, seconds: float, seed: int, out) -> None:
 
     from actor.collector import Collector
     from rlcore.envs import VectorEnv
+    from rlcore.hyperparams import Hyperparams
     from rlcore.networks import build_network
 
     torch.set_num_threads(1)
     envs = VectorEnv("CartPole-v1", num_envs, seed)
     envs.reset()
-    model = build_network(envs.spec, (64, 64), seed=seed)
-    collector = Collector(envs, 20, torch.Generator().manual_seed(seed))
+    model = build_network(envs.spec, Hyperparams(hidden=(64, 64)), seed=seed)
+    collector = Collector(envs, 20, torch.Generator().manual_seed(seed), 0)
     steps, start = 0, time.monotonic()
     while time.monotonic() - start < seconds:
         steps += collector.collect(model).num_steps

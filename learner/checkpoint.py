@@ -23,6 +23,8 @@ def checkpoint_state(updater: Updater, stats: RunStats, cfg: LearnerConfig) -> d
         wall_seconds=stats.wall_seconds,
         recent_returns=list(stats.recent_returns),
         hidden=list(cfg.hp.hidden),
+        recurrent=cfg.hp.recurrent,
+        env=cfg.env.to_dict(),
     )
     return state
 
@@ -38,6 +40,11 @@ def restore(state: dict, updater: Updater, cfg: LearnerConfig) -> RunStats:
         raise ResumeError(
             f"checkpoint has hidden sizes {list(state['hidden'])}, not {list(cfg.hp.hidden)}"
         )
+    if state.get("env", cfg.env.to_dict()) != cfg.env.to_dict():
+        raise ResumeError(f"checkpoint was made with env settings {state['env']}")
+    if bool(state.get("recurrent", False)) != cfg.hp.recurrent:
+        kind = "recurrent" if state.get("recurrent") else "feed-forward"
+        raise ResumeError(f"checkpoint holds a {kind} network; --recurrent must match it")
     try:
         updater.load_state_dict(state)
     except (KeyError, RuntimeError, ValueError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from rlcore.envs import EnvConfig
 from rlcore.hyperparams import Hyperparams
 
 MODES = ("gradient", "data")
@@ -14,6 +15,10 @@ class LearnerConfig:
     mode: str
     env_id: str
     run_dir: str
+    env_kwargs: dict = field(default_factory=dict)
+    """Keyword arguments of gymnasium.make (--env-kwargs JSON)."""
+    wrappers: tuple[str, ...] = ()
+    """Env wrappers by name (rlcore.wrappers.WRAPPERS), after the family's defaults."""
     bind: str = "tcp://127.0.0.1:5555"
     target_return: float | None = None
     """Stop when mean_return_100 reaches this. None: the env's own reward threshold, if any."""
@@ -62,9 +67,14 @@ class LearnerConfig:
             if value is not None and value <= 0:
                 raise ValueError(f"{name.replace('_', '-')} must be > 0")
 
+    @property
+    def env(self) -> EnvConfig:
+        return EnvConfig(self.env_id, dict(self.env_kwargs), tuple(self.wrappers))
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["hp"] = self.hp.to_dict()
+        d["wrappers"] = list(self.wrappers)
         return d
 
 

@@ -41,7 +41,7 @@ from protocol import (
 )
 from protocol.security import Guard, KeysError, load_server_keys
 from protocol.sockets import ConnectionEvents, bind_router, try_send
-from rlcore.envs import UnsupportedEnvError, make_env, probe_env
+from rlcore.envs import EnvConfig, UnsupportedEnvError, make_env, probe_env
 from rlcore.rollout import RolloutBatch
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class Learner:
     def __init__(self, config: LearnerConfig):
         try:
             config.validate()
-            self.spec = probe_env(config.env_id)
+            self.spec = probe_env(config.env)
         except (ValueError, UnsupportedEnvError) as exc:
             raise LearnerStartError(str(exc)) from None
         import torch
@@ -74,7 +74,7 @@ class Learner:
         self.hp = config.hp
         self.target = config.target_return
         if self.target is None:
-            self.target = _env_threshold(config.env_id)
+            self.target = _env_threshold(config.env)
         self.rundir = RunDir(config.run_dir)
         self.updater = Updater(self.spec, self.hp, config.seed, config.device)
         self.stats = RunStats()
@@ -363,7 +363,7 @@ class Learner:
     def _welcome(self, info: ActorInfo) -> None:
         settings = {
             "mode": self.cfg.mode,
-            "env_id": self.cfg.env_id,
+            "env": self.cfg.env.to_dict(),
             "env_spec": self.spec.to_dict(),
             "hyperparams": self.hp.to_dict(),
             "seed": self.cfg.seed,
@@ -477,8 +477,8 @@ def _is_loopback(address: str) -> bool:
     )
 
 
-def _env_threshold(env_id: str) -> float | None:
-    env = make_env(env_id)
+def _env_threshold(env_config: EnvConfig) -> float | None:
+    env = make_env(env_config)
     try:
         threshold = env.spec.reward_threshold if env.spec is not None else None
         return None if threshold is None else float(threshold)

@@ -22,7 +22,7 @@ class Updater:
 
     def __init__(self, spec: EnvSpec, hp: Hyperparams, seed: int, device: str = "cpu"):
         self.hp = hp
-        self.model = build_network(spec, hp.hidden, seed=seed).to(device)
+        self.model = build_network(spec, hp, seed=seed).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hp.lr)
         self.version = 0
         self.stamp = time.time()

@@ -13,21 +13,31 @@ from rlcore.hyperparams import Hyperparams
 from rlcore.rollout import RolloutBatch
 
 MAX_ENVS_PER_ACTOR = 4096
+MAX_GAUSSIAN_ACTION = 1e6
 
 
 def rollout_specs(spec: EnvSpec, hp: Hyperparams) -> dict[str, ArraySpec]:
-    T, obs = hp.rollout_len, spec.obs_shape
-    return {
-        "obs": ArraySpec("float32", (T, "E", *obs)),
-        "actions": ArraySpec("int64", (T, "E")),
+    T, obs, dtype = hp.rollout_len, spec.obs_shape, spec.obs_dtype
+    if spec.discrete:
+        actions = ArraySpec("int64", (T, "E"))
+    else:
+        actions = ArraySpec("float32", (T, "E", spec.action_dim))
+    specs = {
+        "obs": ArraySpec(dtype, (T, "E", *obs)),
+        "actions": actions,
         "rewards": ArraySpec("float32", (T, "E")),
         "terminated": ArraySpec("bool", (T, "E")),
         "truncated": ArraySpec("bool", (T, "E")),
         "behaviour_logp": ArraySpec("float32", (T, "E")),
-        "bootstrap_obs": ArraySpec("float32", ("E", *obs)),
+        "bootstrap_obs": ArraySpec(dtype, ("E", *obs)),
         "trunc_index": ArraySpec("int64", ("K",)),
-        "trunc_obs": ArraySpec("float32", ("K", *obs)),
+        "trunc_obs": ArraySpec(dtype, ("K", *obs)),
     }
+    if hp.recurrent:
+        specs["first0"] = ArraySpec("bool", ("E",))
+        specs["state_h"] = ArraySpec("float32", ("E", hp.lstm_size))
+        specs["state_c"] = ArraySpec("float32", ("E", hp.lstm_size))
+    return specs
 
 
 def check_rollout(msg: Rollout, spec: EnvSpec, hp: Hyperparams) -> RolloutBatch:
@@ -36,8 +46,9 @@ def check_rollout(msg: Rollout, spec: EnvSpec, hp: Hyperparams) -> RolloutBatch:
     if not 1 <= E <= MAX_ENVS_PER_ACTOR:
         raise CodecError("bad_shape", f"{E} envs")
     a = msg.arrays
-    if a["actions"].min() < 0 or a["actions"].max() >= spec.num_actions:
-        raise CodecError("bad_value", "action out of range")
+    _check_actions(a["actions"], spec)
+    if hp.recurrent and np.abs(a["state_h"]).max(initial=0) > 1.0 + 1e-5:
+        raise CodecError("bad_value", "LSTM output state outside [-1, 1]")
     if not np.array_equal(a["trunc_index"], np.flatnonzero(a["truncated"])):
         raise CodecError("bad_value", "trunc_index does not match truncated")
     if a["behaviour_logp"].max() > 1e-4:
@@ -47,6 +58,15 @@ def check_rollout(msg: Rollout, spec: EnvSpec, hp: Hyperparams) -> RolloutBatch:
             "bad_value", f"env_steps {msg.env_steps} for a {hp.rollout_len}x{E} rollout"
         )
     return RolloutBatch.from_arrays(a)
+
+
+def _check_actions(actions: np.ndarray, spec: EnvSpec) -> None:
+    if spec.discrete:
+        if actions.min() < 0 or actions.max() >= spec.num_actions:
+            raise CodecError("bad_value", "action out of range")
+    elif np.abs(actions).max() > MAX_GAUSSIAN_ACTION:
+        # Gaussian samples are unbounded, but not this far out: a forged or broken sender.
+        raise CodecError("bad_value", "continuous action absurdly large")
 
 
 def check_gradient(msg: Gradient, num_params: int, hp: Hyperparams) -> None:

@@ -23,7 +23,10 @@ class Hyperparams:
     max_grad_norm: float = 40.0
     """Gradient-norm clip applied by the learner before every update (as the original)."""
     hidden: tuple[int, ...] = (64, 64)
-    """Hidden layer sizes of the MLP actor-critic."""
+    """Hidden layer sizes of the MLP actor-critic (image observations use a fixed CNN)."""
+    recurrent: bool = False
+    """An LSTM core after the encoder; its state is carried across rollouts."""
+    lstm_size: int = 128
     rho_bar: float = 1.0
     """V-trace importance-weight clip for the value targets (data mode)."""
     c_bar: float = 1.0
@@ -56,6 +59,7 @@ class Hyperparams:
             (self.entropy_coef >= 0, "entropy_coef must be >= 0"),
             (self.max_grad_norm > 0, "max_grad_norm must be > 0"),
             (all(0 < h <= 65536 for h in self.hidden), "hidden sizes must be in [1, 65536]"),
+            (1 <= self.lstm_size <= 65536, "lstm_size must be in [1, 65536]"),
             (self.rho_bar > 0 and self.c_bar > 0, "rho_bar and c_bar must be > 0"),
         ]
         for ok, message in checks:

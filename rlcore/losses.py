@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from rlcore.hyperparams import Hyperparams
+from rlcore.networks import ActorCritic
 from rlcore.returns import n_step_returns, vtrace
 from rlcore.rollout import RolloutBatch
 
@@ -20,9 +20,9 @@ class LossStats:
 
 
 def a3c_loss(
-    logits: torch.Tensor,
+    logp: torch.Tensor,
+    entropy: torch.Tensor,
     values: torch.Tensor,
-    actions: torch.Tensor,
     value_targets: torch.Tensor,
     advantages: torch.Tensor,
     entropy_coef: float,
@@ -30,11 +30,10 @@ def a3c_loss(
 ) -> tuple[torch.Tensor, LossStats]:
     """Mean over samples of -log pi(a) A - entropy_coef H + value_coef * 0.5 (target - V)^2.
 
-    Targets and advantages are constants (no gradient flows through them).
+    `logp` and `entropy` are per sample, of any action distribution. Targets and advantages
+    are constants (no gradient flows through them).
     """
-    logp_all = torch.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
+    entropy = entropy.mean()
     policy_loss = -(logp * advantages.detach()).mean()
     value_loss = 0.5 * (value_targets.detach() - values).pow(2).mean()
     total = policy_loss + value_coef * value_loss - entropy_coef * entropy
@@ -43,36 +42,36 @@ def a3c_loss(
 
 
 def rollout_loss(
-    model: nn.Module, rollout: RolloutBatch, hp: Hyperparams, off_policy: bool
+    model: ActorCritic, rollout: RolloutBatch, hp: Hyperparams, off_policy: bool
 ) -> tuple[torch.Tensor, LossStats]:
-    """The loss of `model` on `rollout`: n-step returns when on-policy, V-trace when not."""
+    """The loss of `model` on `rollout`: n-step returns when on-policy, V-trace when not.
+
+    A recurrent model is unrolled from the rollout's stored core state.
+    """
     T, E = rollout.rewards.shape
-    obs_shape = rollout.obs.shape[2:]
     device = next(model.parameters()).device
 
     def tensor(x):
         return torch.as_tensor(x, device=device)
 
-    obs = tensor(rollout.obs).reshape(T * E, *obs_shape)
-    extra = torch.cat([tensor(rollout.bootstrap_obs), tensor(rollout.trunc_obs)]).reshape(
-        -1, *obs_shape
-    )
-    logits, values = model(obs)
+    first, state = None, ()
+    if rollout.recurrent:
+        first = tensor(rollout.first())
+        state = (tensor(rollout.state_h), tensor(rollout.state_c))
+    params, values, states = model.unroll(tensor(rollout.obs), first, state)
     with torch.no_grad():
-        _, extra_values = model(extra)
-    values_te = values.reshape(T, E)
-    next_values = _next_values(values_te.detach(), extra_values, rollout, E)
+        extra_values = _extra_values(model, rollout, states, tensor)
+    next_values = _next_values(values.detach(), extra_values, rollout, E)
     rewards = tensor(rollout.rewards)
     terminated = tensor(rollout.terminated)
     truncated = tensor(rollout.truncated)
-    actions = tensor(rollout.actions).reshape(-1)
+    logp = model.dist.log_prob(params, tensor(rollout.actions))
     if off_policy:
-        target_logp = torch.log_softmax(logits.detach(), -1).gather(-1, actions.unsqueeze(-1))
         vs, adv = vtrace(
             tensor(rollout.behaviour_logp),
-            target_logp.reshape(T, E),
+            logp.detach(),
             rewards,
-            values_te.detach(),
+            values.detach(),
             next_values,
             terminated,
             truncated,
@@ -82,10 +81,35 @@ def rollout_loss(
         )
     else:
         vs = n_step_returns(rewards, next_values, terminated, truncated, hp.gamma)
-        adv = vs - values_te.detach()
+        adv = vs - values.detach()
+    entropy = model.dist.entropy(params)
     return a3c_loss(
-        logits, values, actions, vs.reshape(-1), adv.reshape(-1), hp.entropy_coef, hp.value_coef
+        logp.reshape(-1),
+        entropy.reshape(-1),
+        values.reshape(-1),
+        vs.reshape(-1),
+        adv.reshape(-1),
+        hp.entropy_coef,
+        hp.value_coef,
     )
+
+
+def _extra_values(model: ActorCritic, rollout: RolloutBatch, states, tensor) -> torch.Tensor:
+    """V of the bootstrap observations (E), then of the truncation finals (K).
+
+    With a core, the bootstrap obs continues from the state after the last step (reset if
+    that step ended an episode), and a truncation final from the state after its own step.
+    """
+    obs = torch.cat([tensor(rollout.bootstrap_obs), tensor(rollout.trunc_obs)])
+    if states is None:
+        return model(obs)[1]
+    h, c = states
+    E = rollout.rewards.shape[1]
+    t, e = (tensor(x) for x in divmod(rollout.trunc_index, E))
+    state = (torch.cat([h[-1], h[t, e]]), torch.cat([c[-1], c[t, e]]))
+    done_last = tensor(rollout.terminated[-1] | rollout.truncated[-1])
+    first = torch.cat([done_last, torch.zeros(len(t), dtype=torch.bool, device=h.device)])
+    return model.step(obs, first, state)[1]
 
 
 def _next_values(values: torch.Tensor, extra_values: torch.Tensor, rollout: RolloutBatch, E: int):

@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlcore.distributions import distribution
 from rlcore.envs import EnvSpec
+from rlcore.hyperparams import Hyperparams
 
 
 def _mlp(sizes: list[int], out: int, out_gain: float) -> nn.Sequential:
@@ -19,34 +21,158 @@ def _mlp(sizes: list[int], out: int, out_gain: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _init(layer: nn.Linear, gain: float) -> nn.Linear:
+def _init(layer: nn.Module, gain: float) -> nn.Module:
     # Orthogonal init with a small policy-head gain starts near a uniform policy.
     nn.init.orthogonal_(layer.weight, gain)
     nn.init.zeros_(layer.bias)
     return layer
 
 
-class MLPActorCritic(nn.Module):
-    """Separate policy and value MLPs over a vector observation; discrete actions."""
+def _conv_encoder(obs_shape: tuple[int, ...]) -> tuple[nn.Sequential, int]:
+    """The A3C paper's network for Atari-size frames; MinAtar's one-conv network for small
+    grids. Returns the encoder and its feature size."""
+    c, h, w = obs_shape
+    if min(h, w) >= 36:
+        convs = [nn.Conv2d(c, 16, 8, stride=4), nn.ReLU(), nn.Conv2d(16, 32, 4, stride=2)]
+        fc = 256
+    else:
+        convs, fc = [nn.Conv2d(c, 16, 3, stride=1)], 128
+    body = nn.Sequential(*convs, nn.ReLU(), nn.Flatten())
+    for layer in body:
+        if isinstance(layer, nn.Conv2d):
+            _init(layer, math.sqrt(2))
+    with torch.no_grad():
+        flat = body(torch.zeros(1, *obs_shape)).shape[1]
+    return nn.Sequential(body, _init(nn.Linear(flat, fc), math.sqrt(2)), nn.ReLU()), fc
 
-    def __init__(self, spec: EnvSpec, hidden: tuple[int, ...]):
+
+def _mlp_encoder(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [_init(nn.Linear(a, b), math.sqrt(2)), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+class ActorCritic(nn.Module):
+    """Encoder, an optional LSTM core, then a policy head and a value head.
+
+    Vector observations without a core get separate policy and value MLPs (no shared
+    torso: on small control tasks the two objectives interfere). Images get a CNN encoder
+    shared by both heads. `recurrent` adds an LSTM core whose state is zeroed where
+    `first` marks the first observation of an episode.
+
+    The policy output `params` is read by `self.dist` (logits, or Gaussian mean and log-std).
+    """
+
+    def __init__(
+        self, spec: EnvSpec, hidden: tuple[int, ...], recurrent: bool = False, lstm_size: int = 128
+    ):
         super().__init__()
-        sizes = [int(np.prod(spec.obs_shape)), *hidden]
-        self.policy = _mlp(sizes, spec.num_actions, 0.01)
-        self.value = _mlp(sizes, 1, 1.0)
+        self.dist = distribution(spec.discrete)
+        self.obs_scale = spec.obs_scale
+        self.recurrent = recurrent
+        self.lstm_size = lstm_size
+        out = spec.num_actions if spec.discrete else spec.action_dim
+        self.separate = not spec.is_image and not recurrent
+        if self.separate:
+            sizes = [int(np.prod(spec.obs_shape)), *hidden]
+            self.policy = _mlp(sizes, out, 0.01)
+            self.value = _mlp(sizes, 1, 1.0)
+        else:
+            if spec.is_image:
+                self.encoder, features = _conv_encoder(spec.obs_shape)
+            else:
+                self.encoder = _mlp_encoder([int(np.prod(spec.obs_shape)), *hidden])
+                features = hidden[-1]
+            if recurrent:
+                self.core = nn.LSTMCell(features, lstm_size)
+                nn.init.zeros_(self.core.bias_ih)
+                nn.init.zeros_(self.core.bias_hh)
+                features = lstm_size
+            self.policy_head = _init(nn.Linear(features, out), 0.01)
+            self.value_head = _init(nn.Linear(features, 1), 1.0)
+        self.gaussian = not spec.discrete
+        if self.gaussian:
+            self.log_std = nn.Parameter(torch.zeros(out))
+
+    def initial_state(self, batch: int) -> tuple[torch.Tensor, ...]:
+        """The core state of `batch` new episodes (empty without a core)."""
+        if not self.recurrent:
+            return ()
+        device = next(self.parameters()).device
+        zeros = torch.zeros(batch, self.lstm_size, device=device)
+        return (zeros, zeros.clone())
+
+    def _encode(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.float()
+        if self.obs_scale != 1.0:
+            x = x * self.obs_scale
+        return x if self.separate else self.encoder(x)
+
+    def _policy(self, x: torch.Tensor) -> torch.Tensor:
+        params = self.policy(x) if self.separate else self.policy_head(x)
+        if self.gaussian:
+            params = torch.cat([params, self.log_std.expand_as(params)], dim=-1)
+        return params
+
+    def _outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        values = self.value(x) if self.separate else self.value_head(x)
+        return self._policy(x), values.squeeze(-1)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (B, A) and values (B,)."""
-        return self.policy(obs), self.value(obs).squeeze(-1)
+        """Feed-forward policy params (B, P) and values (B,); a core starts from zeros."""
+        params, values, _ = self.step(obs, None, self.initial_state(obs.shape[0]))
+        return params, values
 
-    def logits(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.policy(obs)
+    def step(self, obs: torch.Tensor, first: torch.Tensor | None, state: tuple):
+        """One step for a batch: params (B, P), values (B,), the next core state."""
+        x = self._encode(obs)
+        if self.recurrent:
+            h, c = _reset(state, first)
+            h, c = self.core(x, (h, c))
+            x, state = h, (h, c)
+        params, values = self._outputs(x)
+        return params, values, state
+
+    def act(self, obs: torch.Tensor, first: torch.Tensor | None, state: tuple):
+        """`step` without the value head: what acting needs."""
+        x = self._encode(obs)
+        if self.recurrent:
+            h, c = self.core(x, _reset(state, first))
+            x, state = h, (h, c)
+        return self._policy(x), state
+
+    def unroll(self, obs: torch.Tensor, first: torch.Tensor | None, state: tuple):
+        """`T` steps of `B` envs: params (T, B, P), values (T, B), and the core states after
+        every step as (h, c) of (T, B, H) each (None without a core)."""
+        T, B = obs.shape[:2]
+        x = self._encode(obs.reshape(T * B, *obs.shape[2:]))
+        if not self.recurrent:
+            params, values = self._outputs(x)
+            return params.reshape(T, B, -1), values.reshape(T, B), None
+        x = x.reshape(T, B, -1)
+        hs, cs = [], []
+        h, c = state
+        for t in range(T):
+            h, c = self.core(x[t], _reset((h, c), first[t]))
+            hs.append(h)
+            cs.append(c)
+        out = torch.stack(hs)
+        params, values = self._outputs(out.reshape(T * B, -1))
+        return params.reshape(T, B, -1), values.reshape(T, B), (out, torch.stack(cs))
 
 
-def build_network(spec: EnvSpec, hidden: tuple[int, ...], seed: int | None = None) -> nn.Module:
+def _reset(state: tuple, first: torch.Tensor | None) -> tuple:
+    if first is None:
+        return state
+    keep = (~first).unsqueeze(-1).to(state[0].dtype)
+    return tuple(s * keep for s in state)
+
+
+def build_network(spec: EnvSpec, hp: Hyperparams, seed: int | None = None) -> ActorCritic:
     if seed is not None:
         torch.manual_seed(seed)
-    return MLPActorCritic(spec, hidden)
+    return ActorCritic(spec, hp.hidden, hp.recurrent, hp.lstm_size)
 
 
 def num_params(model: nn.Module) -> int:
@@ -78,15 +204,3 @@ def set_flat_grad(model: nn.Module, flat: torch.Tensor) -> None:
         n = p.numel()
         p.grad = flat[offset : offset + n].view_as(p).to(p.device, copy=True)
         offset += n
-
-
-def sample_actions(
-    logits: torch.Tensor, generator: torch.Generator, greedy: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Actions and their log-probabilities under the categorical policy of `logits`."""
-    logp_all = torch.log_softmax(logits, dim=-1)
-    if greedy:
-        actions = logits.argmax(dim=-1)
-    else:
-        actions = torch.multinomial(logp_all.exp(), 1, generator=generator).squeeze(-1)
-    return actions, logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)

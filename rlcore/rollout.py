@@ -2,6 +2,10 @@
 
 A truncated step keeps the observation where the episode stopped (`trunc_obs`, indexed by
 the flat step*env position in `trunc_index`); it is rare, so it is stored sparsely.
+
+A recurrent policy's rollout also carries the core state the actor started it from
+(`state_h`, `state_c`) and which envs began a new episode at its first step (`first0`), so
+the learner unrolls from exactly where the actor was.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from rlcore.envs import EnvSpec
 
 ROLLOUT_ARRAYS = (
     "obs",
@@ -21,6 +27,7 @@ ROLLOUT_ARRAYS = (
     "trunc_index",
     "trunc_obs",
 )
+RECURRENT_ARRAYS = ("first0", "state_h", "state_c")
 
 
 @dataclass
@@ -36,13 +43,27 @@ class RolloutBatch:
     bootstrap_obs: np.ndarray
     trunc_index: np.ndarray
     trunc_obs: np.ndarray
+    first0: np.ndarray | None = None
+    state_h: np.ndarray | None = None
+    state_c: np.ndarray | None = None
+
+    @property
+    def recurrent(self) -> bool:
+        return self.state_h is not None
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in ROLLOUT_ARRAYS}
+        names = ROLLOUT_ARRAYS + (RECURRENT_ARRAYS if self.recurrent else ())
+        return {name: getattr(self, name) for name in names}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> RolloutBatch:
-        return cls(**{name: arrays[name] for name in ROLLOUT_ARRAYS})
+        names = ROLLOUT_ARRAYS + (RECURRENT_ARRAYS if "state_h" in arrays else ())
+        return cls(**{name: arrays[name] for name in names})
+
+    def first(self) -> np.ndarray:
+        """(T, E): whether each step's observation begins an episode."""
+        done = self.terminated | self.truncated
+        return np.concatenate([self.first0[None], done[:-1]])
 
     @property
     def num_steps(self) -> int:
@@ -62,6 +83,9 @@ def concat_rollouts(rollouts: list[RolloutBatch]) -> RolloutBatch:
         offset += r.rewards.shape[1]
     per_step = ("obs", "actions", "rewards", "terminated", "truncated", "behaviour_logp")
     cat = {name: np.concatenate([getattr(r, name) for r in rollouts], axis=1) for name in per_step}
+    if rollouts[0].recurrent:
+        for name in RECURRENT_ARRAYS:
+            cat[name] = np.concatenate([getattr(r, name) for r in rollouts], axis=0)
     index = np.concatenate(trunc_index).astype(np.int64)
     order = np.argsort(index, kind="stable")  # keep the flat-position order of truncated
     return RolloutBatch(
@@ -75,16 +99,24 @@ def concat_rollouts(rollouts: list[RolloutBatch]) -> RolloutBatch:
 class RolloutBuffer:
     """Preallocated storage an actor fills step by step, then hands out as a `RolloutBatch`."""
 
-    def __init__(self, steps: int, num_envs: int, obs_shape: tuple[int, ...]):
+    def __init__(self, steps: int, num_envs: int, spec: EnvSpec, lstm_size: int = 0):
         self.steps, self.num_envs = steps, num_envs
-        self.obs = np.zeros((steps, num_envs, *obs_shape), dtype=np.float32)
+        self.obs = np.zeros((steps, num_envs, *spec.obs_shape), dtype=spec.obs_dtype)
         self.final_obs = np.zeros_like(self.obs)
-        self.actions = np.zeros((steps, num_envs), dtype=np.int64)
+        if spec.discrete:
+            self.actions = np.zeros((steps, num_envs), dtype=np.int64)
+        else:
+            self.actions = np.zeros((steps, num_envs, spec.action_dim), dtype=np.float32)
         self.rewards = np.zeros((steps, num_envs), dtype=np.float32)
         self.terminated = np.zeros((steps, num_envs), dtype=bool)
         self.truncated = np.zeros((steps, num_envs), dtype=bool)
         self.behaviour_logp = np.zeros((steps, num_envs), dtype=np.float32)
-        self.bootstrap_obs = np.zeros((num_envs, *obs_shape), dtype=np.float32)
+        self.bootstrap_obs = np.zeros((num_envs, *spec.obs_shape), dtype=spec.obs_dtype)
+        self.recurrent = lstm_size > 0
+        if self.recurrent:
+            self.first0 = np.ones(num_envs, dtype=bool)
+            self.state_h = np.zeros((num_envs, lstm_size), dtype=np.float32)
+            self.state_c = np.zeros((num_envs, lstm_size), dtype=np.float32)
 
     def finish(self) -> RolloutBatch:
         """The collected rollout. Its arrays are views: use it before the next collection."""
@@ -100,4 +132,5 @@ class RolloutBuffer:
             bootstrap_obs=self.bootstrap_obs,
             trunc_index=trunc_index,
             trunc_obs=flat_final[trunc_index],
+            **({name: getattr(self, name) for name in RECURRENT_ARRAYS} if self.recurrent else {}),
         )

@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlcore.envs import UnsupportedEnvError, VectorEnv, probe_env
+from rlcore.envs import EnvConfig, UnsupportedEnvError, VectorEnv, env_spec, probe_env
 from rlcore.rollout import RolloutBatch, concat_rollouts
 
 
@@ -43,8 +43,14 @@ def test_vector_env_keeps_final_obs_and_resets_in_the_same_step():
 
 
 def test_unsupported_spaces_and_unknown_envs_fail_with_a_named_reason():
-    with pytest.raises(UnsupportedEnvError, match="action space Box"):
-        probe_env("Pendulum-v1")
+    with pytest.raises(UnsupportedEnvError, match="observation space Tuple"):
+        probe_env("Blackjack-v1")
+    odd = gym.make("CartPole-v1")
+    odd.action_space = gym.spaces.MultiBinary(3)
+    with pytest.raises(UnsupportedEnvError, match="action space MultiBinary"):
+        env_spec(odd)
+    with pytest.raises(UnsupportedEnvError, match="unknown wrapper 'nope'"):
+        probe_env(EnvConfig("CartPole-v1", wrappers=("nope",)))
     with pytest.raises(UnsupportedEnvError, match="NoSuchEnv-v0"):
         probe_env("NoSuchEnv-v0")
 

@@ -7,15 +7,22 @@ import pytest
 import torch
 from torch import nn
 
+from rlcore.distributions import Categorical
 from rlcore.hyperparams import Hyperparams
 from rlcore.losses import a3c_loss, rollout_loss
 from rlcore.rollout import RolloutBatch
 
 
+def categorical_loss(logits, values, actions, targets, advantages, entropy_coef, value_coef):
+    logp = Categorical.log_prob(logits, actions)
+    entropy = Categorical.entropy(logits)
+    return a3c_loss(logp, entropy, values, targets, advantages, entropy_coef, value_coef)
+
+
 def test_a3c_loss_by_hand():
     logits = torch.zeros(1, 2)
     values = torch.tensor([1.0], requires_grad=True)
-    total, stats = a3c_loss(
+    total, stats = categorical_loss(
         logits,
         values,
         torch.tensor([0]),
@@ -35,7 +42,7 @@ def test_a3c_loss_by_hand():
 
 def test_policy_gradient_pushes_toward_positive_advantage():
     logits = torch.zeros(1, 3, requires_grad=True)
-    total, _ = a3c_loss(
+    total, _ = categorical_loss(
         logits, torch.zeros(1), torch.tensor([2]), torch.zeros(1), torch.tensor([1.0]), 0.0, 0.5
     )
     total.backward()
@@ -46,12 +53,20 @@ def test_policy_gradient_pushes_toward_positive_advantage():
 class ObsValue(nn.Module):
     """V(obs) = obs[0]; uniform policy over 2 actions. Makes targets checkable by hand."""
 
+    dist = Categorical
+    recurrent = False
+
     def __init__(self):
         super().__init__()
         self.dummy = nn.Parameter(torch.zeros(1))
 
     def forward(self, obs):
         return torch.zeros(obs.shape[0], 2) + self.dummy, obs[:, 0] + 0 * self.dummy
+
+    def unroll(self, obs, first, state):
+        T, E = obs.shape[:2]
+        params, values = self(obs.reshape(T * E, -1))
+        return params.reshape(T, E, -1), values.reshape(T, E), None
 
 
 def test_rollout_targets_use_final_obs_on_truncation_and_zero_on_termination():
