@@ -17,7 +17,7 @@ DEFAULTS = Hyperparams()
 
 def option(*names: str, **kwargs):
     """A click option whose environment variable is A3C_<LONG NAME>."""
-    long = next(n for n in names if n.startswith("--"))
+    long = next(n for n in names if n.startswith("--")).split("/")[0]
     kwargs.setdefault("envvar", "A3C_" + long[2:].upper().replace("-", "_"))
     kwargs.setdefault("show_envvar", True)
     return click.option(*names, **kwargs)
@@ -110,6 +110,13 @@ LEARNER_OPTIONS = [
     ),
     option("--gamma", type=click.FloatRange(0, 1), default=DEFAULTS.gamma, show_default=True),
     option(
+        "--reward-scale",
+        type=click.FloatRange(min=0, min_open=True),
+        default=DEFAULTS.reward_scale,
+        show_default=True,
+        help="Multiplies rewards in the loss.",
+    ),
+    option(
         "--entropy-coef",
         type=click.FloatRange(min=0),
         default=DEFAULTS.entropy_coef,
@@ -175,6 +182,12 @@ LEARNER_OPTIONS = [
     option(
         "--device", default="cpu", show_default=True, help="Learner device: cpu, cuda, cuda:1, mps."
     ),
+    option(
+        "--tensorboard/--no-tensorboard",
+        default=True,
+        show_default=True,
+        help="TensorBoard scalars in the run directory (needs the viz group).",
+    ),
     option("--resume", is_flag=True, default=False, help="Continue from the run dir's checkpoint."),
     option("--verbose", "-v", is_flag=True, default=False),
 ]
@@ -194,6 +207,7 @@ def _config(bind: str, keys_dir: str | None = None, max_message_bytes: int | Non
         rollout_len=kw["rollout_len"],
         num_envs=kw["num_envs"],
         gamma=kw["gamma"],
+        reward_scale=kw["reward_scale"],
         entropy_coef=kw["entropy_coef"],
         value_coef=kw["value_coef"],
         max_grad_norm=kw["max_grad_norm"],
@@ -218,6 +232,7 @@ def _config(bind: str, keys_dir: str | None = None, max_message_bytes: int | Non
         max_staleness=kw["max_staleness"],
         checkpoint_every=kw["checkpoint_every"],
         metrics_every=kw["metrics_every"],
+        tensorboard=kw["tensorboard"],
         heartbeat_timeout=kw["heartbeat_timeout"],
         device=kw["device"],
         resume=kw["resume"],
@@ -232,12 +247,14 @@ def one_line_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from a3c.evaluate import EvaluateError
+        from a3c.plot import PlotError
+        from a3c.status import StatusError
         from learner.service import LearnerStartError
         from protocol.security import KeysError
 
         try:
             return fn(*args, **kwargs)
-        except (LearnerStartError, EvaluateError, KeysError) as exc:
+        except (LearnerStartError, EvaluateError, KeysError, PlotError, StatusError) as exc:
             raise click.ClickException(str(exc).splitlines()[0]) from None
 
     return wrapper
@@ -373,6 +390,39 @@ def train(actors, bind, verbose, **kw):
 
 
 @main.command()
+@click.argument("address")
+@option(
+    "--keys-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="A CURVE key pair authorized by the learner, and its public key (a3c keygen).",
+)
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=3.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the raw JSON.")
+@one_line_errors
+def status(address, keys_dir, timeout, as_json):
+    """Ask the learner at ADDRESS (e.g. tcp://host:5555) for its live state."""
+    from a3c.status import query, render
+    from protocol.security import load_client_keys
+
+    state = query(address, timeout, load_client_keys(keys_dir) if keys_dir else None)
+    click.echo(json.dumps(state, indent=2) if as_json else render(state))
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", default="curve.png", show_default=True, help="Image to write.")
+@click.option("--title", default=None, help="Figure title.")
+@one_line_errors
+def plot(run_dirs, out, title):
+    """Plot mean return against env steps and wall seconds for one or more RUN_DIRS."""
+    from a3c.plot import plot as make_plot
+
+    drawn = make_plot(list(run_dirs), out, title)
+    click.echo(f"wrote {out} ({drawn} run{'s' if drawn != 1 else ''})")
+
+
+@main.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @option("--episodes", type=click.IntRange(min=1), default=100, show_default=True)
 @option(
@@ -382,11 +432,32 @@ def train(actors, bind, verbose, **kw):
     help="Sample actions instead of taking the most likely one.",
 )
 @option("--seed", type=int, default=0, show_default=True)
+@option(
+    "--video",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Record episodes to this .mp4 or .gif instead (needs the viz group).",
+)
+@option(
+    "--video-episodes",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Episodes to record with --video.",
+)
 @one_line_errors
-def evaluate(run_dir, episodes, stochastic, seed):
+def evaluate(run_dir, episodes, stochastic, seed, video, video_episodes):
     """Run the latest checkpoint of RUN_DIR and print the mean and std of the return."""
     from a3c.evaluate import evaluate as run_evaluate
 
+    if video:
+        from a3c.video import record
+
+        results = record(run_dir, video, video_episodes, stochastic, seed)
+        for i, (ret, length) in enumerate(results):
+            click.echo(f"episode {i}: return {ret:.2f}, {length} steps")
+        click.echo(f"wrote {video}")
+        return
     mean, std = run_evaluate(run_dir, episodes, stochastic, seed)
     policy = "stochastic" if stochastic else "greedy"
     click.echo(f"mean return {mean:.2f} +/- {std:.2f} over {episodes} episodes ({policy} policy)")

@@ -36,6 +36,8 @@ class LearnerConfig:
     heartbeat_timeout: float = 10.0
     """An actor unheard of for this long no longer counts as connected."""
     metrics_every: float = 5.0
+    tensorboard: bool = True
+    """Also write every metrics record as TensorBoard scalars into the run directory."""
     stop_grace: float = 1.5
     """Seconds spent telling actors to stop before the learner exits."""
     torch_threads: int = 1

@@ -20,6 +20,8 @@ class ActorInfo:
     last_seen: float = field(default_factory=time.monotonic)
     env_steps: int = 0
     gone: bool = False
+    steps_per_second: float = 0.0
+    _mark: tuple[float, int] = (0.0, 0)
 
 
 class ActorRegistry:
@@ -66,6 +68,17 @@ class ActorRegistry:
             if not info.gone and now - info.last_seen > self.timeout:
                 info.gone = True
                 log.warning("actor %s gone: silent for %.1fs", info.actor_id, now - info.last_seen)
+
+    def update_rates(self, min_interval: float = 2.0) -> None:
+        """Each actor's env steps/s since its last mark, re-marked every `min_interval` s."""
+        now = time.monotonic()
+        for info in self.actors.values():
+            then, steps = info._mark
+            if then == 0.0:
+                info._mark = (now, info.env_steps)
+            elif now - then >= min_interval:
+                info.steps_per_second = (info.env_steps - steps) / (now - then)
+                info._mark = (now, info.env_steps)
 
     def leave(self, info: ActorInfo) -> None:
         info.gone = True

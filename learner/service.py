@@ -24,6 +24,7 @@ from learner.progress import Progress, progress_line
 from learner.registry import ActorInfo, ActorRegistry
 from learner.rundir import RunDir, write_json
 from learner.stats import RunStats
+from learner.tensorboard import ScalarLog
 from learner.updater import Updater
 from learner.validation import check_episodes, check_gradient, check_rollout
 from protocol import (
@@ -34,6 +35,8 @@ from protocol import (
     Hello,
     Message,
     Rollout,
+    Status,
+    StatusQuery,
     Stop,
     Weights,
     Welcome,
@@ -47,6 +50,7 @@ from rlcore.rollout import RolloutBatch
 log = logging.getLogger(__name__)
 BURST = 256
 HOUSEKEEPING_EVERY = 0.1
+RATE_WINDOW = 100  # housekeeping samples: live rates over the last ~10 s
 
 
 class LearnerStartError(RuntimeError):
@@ -81,6 +85,8 @@ class Learner:
         self.registry = ActorRegistry(config.heartbeat_timeout)
         self.run_id = secrets.token_hex(8)
         self.pending: dict[str, deque[PendingRollout]] = {}
+        self._rates: deque[tuple[float, int, int]] = deque(maxlen=RATE_WINDOW)
+        self._last_record: dict = {}
         self._handlers = {
             Gradient: self._on_gradient,
             Rollout: self._on_rollout,
@@ -90,6 +96,7 @@ class Learner:
         }
         self.interrupted: str | None = None
         self._prepare_run_dir()
+        self.scalars = ScalarLog(str(self.rundir.root), config.tensorboard)
         self.ctx = zmq.Context()
         self.guard = self._guard()
         try:
@@ -217,6 +224,8 @@ class Learner:
             return
         self._next_housekeeping = now + HOUSEKEEPING_EVERY
         self.registry.expire()
+        self.registry.update_rates()
+        self._rates.append((now, self.stats.env_steps, self.stats.updates))
         self.connections.poll()
         if now >= self._next_metrics:
             self._next_metrics = now + self.cfg.metrics_every
@@ -246,6 +255,8 @@ class Learner:
         if self.guard is not None:
             record["connections"].update(self.guard.provider.refused)
         self.rundir.append_metrics(record)
+        self.scalars.write(record)
+        self._last_record = record
         return record
 
     def _stop_reason(self) -> str | None:
@@ -295,6 +306,46 @@ class Learner:
         self.close()
         return summary
 
+    def status(self) -> dict:
+        """The live state `a3c status` shows."""
+        s, now = self.stats, time.monotonic()
+        steps_rate = updates_rate = 0.0
+        if len(self._rates) >= 2:
+            (t0, e0, u0), (t1, e1, u1) = self._rates[0], self._rates[-1]
+            if t1 > t0:
+                steps_rate, updates_rate = (e1 - e0) / (t1 - t0), (u1 - u0) / (t1 - t0)
+        actors = [
+            {
+                "actor_id": a.actor_id,
+                "host": a.host,
+                "index": a.index,
+                "connected": not a.gone,
+                "last_seen_seconds": round(now - a.last_seen, 2),
+                "env_steps": a.env_steps,
+                "env_steps_per_second": round(a.steps_per_second, 1),
+            }
+            for a in sorted(self.registry.actors.values(), key=lambda a: a.index)[-64:]
+        ]
+        return {
+            "mode": self.cfg.mode,
+            "env": self.cfg.env_id,
+            "recurrent": self.hp.recurrent,
+            "wall_seconds": round(s.wall_seconds, 1),
+            "env_steps": s.env_steps,
+            "episodes": s.episodes,
+            "updates": s.updates,
+            "weights_version": self.updater.version,
+            "mean_return_100": s.mean_return_100,
+            "target_return": self.target,
+            "env_steps_per_second": round(steps_rate, 1),
+            "updates_per_second": round(updates_rate, 2),
+            "staleness_mean": self._last_record.get("staleness_mean"),
+            "staleness_max": self._last_record.get("staleness_max"),
+            "actors_connected": len(self.registry.connected()),
+            "actors": actors,
+            "dropped": dict(s.dropped),
+        }
+
     def _contributions(self, top: int = 100) -> dict[str, int]:
         """Env steps of the actors that contributed most, in this learner process."""
         ranked = sorted(self.registry.actors.values(), key=lambda a: -a.env_steps)
@@ -317,6 +368,7 @@ class Learner:
             try_send(self.sock, Stop(self.run_id, actor_id, reason), frames[0].bytes)
 
     def close(self) -> None:
+        self.scalars.close()
         self.connections.close()
         self.sock.close(linger=200)
         self._stop_guard()
@@ -329,6 +381,9 @@ class Learner:
             msg = decode(frames)
         except CodecError as exc:
             self.stats.drop(exc.reason, exc.detail)
+            return
+        if isinstance(msg, StatusQuery):
+            self._send(Status(self.run_id, self.status()), identity)
             return
         if isinstance(msg, Hello):
             self._welcome(self.registry.register(msg.actor_id, identity, msg.host, msg.pid))

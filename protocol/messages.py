@@ -178,6 +178,36 @@ class Stop(Message):
     reason: str
 
 
+@dataclass
+class StatusQuery(Message):
+    """Anyone -> learner: what is your live state? Needs no handshake and joins nothing."""
+
+    TYPE: ClassVar[str] = "status_query"
+
+
+@dataclass
+class Status(Message):
+    """Learner -> asker: the live state, a plain map (see the learner for its keys)."""
+
+    TYPE: ClassVar[str] = "status"
+    FIELDS: ClassVar[dict[str, type]] = {"run_id": str, "state": dict}
+
+    run_id: str
+    state: dict
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
-    cls.TYPE: cls for cls in (Hello, Welcome, Weights, Gradient, Rollout, Episodes, Heartbeat, Stop)
+    cls.TYPE: cls
+    for cls in (
+        Hello,
+        Welcome,
+        Weights,
+        Gradient,
+        Rollout,
+        Episodes,
+        Heartbeat,
+        Stop,
+        StatusQuery,
+        Status,
+    )
 }

@@ -18,6 +18,8 @@ class Hyperparams:
     num_envs: int = 4
     """Envs stepped together by each actor, with one batched forward pass per step."""
     gamma: float = 0.99
+    reward_scale: float = 1.0
+    """Rewards are multiplied by this in the loss (keeps value targets near 1 in size)."""
     entropy_coef: float = 0.01
     value_coef: float = 0.5
     max_grad_norm: float = 40.0
@@ -56,6 +58,7 @@ class Hyperparams:
             (1 <= self.rollout_len <= 10_000, "rollout_len must be in [1, 10000]"),
             (1 <= self.num_envs <= 4096, "num_envs must be in [1, 4096]"),
             (0 <= self.gamma <= 1, "gamma must be in [0, 1]"),
+            (self.reward_scale > 0, "reward_scale must be > 0"),
             (self.entropy_coef >= 0, "entropy_coef must be >= 0"),
             (self.max_grad_norm > 0, "max_grad_norm must be > 0"),
             (all(0 < h <= 65536 for h in self.hidden), "hidden sizes must be in [1, 65536]"),

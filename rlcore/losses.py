@@ -62,7 +62,7 @@ def rollout_loss(
     with torch.no_grad():
         extra_values = _extra_values(model, rollout, states, tensor)
     next_values = _next_values(values.detach(), extra_values, rollout, E)
-    rewards = tensor(rollout.rewards)
+    rewards = tensor(rollout.rewards) * hp.reward_scale
     terminated = tensor(rollout.terminated)
     truncated = tensor(rollout.truncated)
     logp = model.dist.log_prob(params, tensor(rollout.actions))
