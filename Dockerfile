@@ -15,7 +15,8 @@ COPY actor ./actor
 COPY learner ./learner
 COPY protocol ./protocol
 COPY rlcore ./rlcore
-RUN pip install -c constraints.txt .
+# With the pixel groups, so A3C_ENV=ALE/Pong-v5 or MinAtar/Breakout-v1 work in containers.
+RUN pip install -c constraints.txt ".[atari,minatar]"
 
 # Nothing here uses shared memory between processes, so Docker's small /dev/shm is fine.
 # Runs as the image's default user so bind-mounted ./runs and ./keys (owned by the host
