@@ -59,7 +59,9 @@ def test_gaussian_matches_torch_distributions():
     params = torch.cat([mean, log_std], -1)
     actions = torch.randn(6, 3) * 3
     ref = torch.distributions.Normal(mean, log_std.exp())
-    torch.testing.assert_close(DiagGaussian.log_prob(params, actions), ref.log_prob(actions).sum(-1))
+    torch.testing.assert_close(
+        DiagGaussian.log_prob(params, actions), ref.log_prob(actions).sum(-1)
+    )
     torch.testing.assert_close(DiagGaussian.entropy(params), ref.entropy().sum(-1))
     sampled, logp = DiagGaussian.sample(params, torch.Generator().manual_seed(0))
     torch.testing.assert_close(logp, ref.log_prob(sampled).sum(-1))
@@ -155,6 +157,7 @@ def test_truncation_bootstrap_continues_from_the_state_after_that_step():
         extra = _extra_values(model, batch, states, torch.as_tensor)
         # env 1's final obs, seen right after its own steps 0-1 (no reset in between)
         seq = torch.as_tensor(np.stack([batch.obs[0, 1], batch.obs[1, 1], batch.trunc_obs[0]]))
-        _, values, _ = model.unroll(seq[:, None], torch.zeros(3, 1, dtype=torch.bool),
-                                    model.initial_state(1))
+        _, values, _ = model.unroll(
+            seq[:, None], torch.zeros(3, 1, dtype=torch.bool), model.initial_state(1)
+        )
     torch.testing.assert_close(extra[2], values[2, 0])
