@@ -14,11 +14,7 @@ from rlcore.hyperparams import Hyperparams
 
 
 def _mlp(sizes: list[int], out: int, out_gain: float) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [_init(nn.Linear(a, b), math.sqrt(2)), nn.Tanh()]
-    layers.append(_init(nn.Linear(sizes[-1], out), out_gain))
-    return nn.Sequential(*layers)
+    return nn.Sequential(*_mlp_encoder(sizes), _init(nn.Linear(sizes[-1], out), out_gain))
 
 
 def _init(layer: nn.Module, gain: float) -> nn.Module:

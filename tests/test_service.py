@@ -6,6 +6,7 @@ import signal
 import time
 
 import msgpack
+import pytest
 import torch
 import zmq
 
@@ -111,7 +112,15 @@ def final_weights(run_dir):
     return torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"]
 
 
-def test_single_actor_run_with_a_seed_repeats_exactly(tmp_path):
+@pytest.mark.parametrize(
+    "task",
+    [
+        ("--max-env-steps", "24000"),
+        ("--env", "Pendulum-v1", "--recurrent", "--max-env-steps", "6000"),
+    ],
+    ids=["cartpole", "pendulum-gaussian-lstm"],
+)
+def test_single_actor_run_with_a_seed_repeats_exactly(tmp_path, task):
     for mode in ("gradient", "data"):
         results = []
         for attempt in range(2):
@@ -121,8 +130,7 @@ def test_single_actor_run_with_a_seed_repeats_exactly(tmp_path):
                 mode,
                 address,
                 run_dir,
-                "--max-env-steps",
-                "24000",
+                *task,
                 "--seed",
                 "5",
                 "--target-return",
