@@ -12,6 +12,7 @@ from tests.helpers import a3c, free_port, kill_all, start_actors, summary, wait
 BUDGET = {"gradient": 1_500_000, "data": 3_000_000}
 
 
+@pytest.mark.slow  # solving CartPole is also asserted by the fault, hostile and key tests
 @pytest.mark.parametrize("mode", ["gradient", "data"])
 def test_learner_and_two_actors_solve_cartpole(tmp_path, mode):
     address = f"tcp://127.0.0.1:{free_port()}"

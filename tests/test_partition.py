@@ -62,6 +62,7 @@ def in_ns(ns: str, *args, log=None) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_training_survives_a_partition_longer_than_the_heartbeat_timeout(tmp_path, two_hosts):
     h = two_hosts
     address = f"tcp://{h['learner_ip']}:{free_port()}"

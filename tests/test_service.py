@@ -116,7 +116,10 @@ def final_weights(run_dir):
     "task",
     [
         ("--max-env-steps", "24000"),
-        ("--env", "Pendulum-v1", "--recurrent", "--max-env-steps", "6000"),
+        pytest.param(
+            ("--env", "Pendulum-v1", "--recurrent", "--max-env-steps", "6000"),
+            marks=pytest.mark.slow,
+        ),
     ],
     ids=["cartpole", "pendulum-gaussian-lstm"],
 )
@@ -243,8 +246,22 @@ def test_start_up_errors_are_one_line(tmp_path):
         "NoSuchEnv-v9",
     )
     one_line_error(
-        run_a3c("learner", "--mode", "data", "--env", "Pendulum-v1", "--run-dir", tmp_path / "b"),
-        "action space",
+        run_a3c("learner", "--mode", "data", "--env", "Blackjack-v1", "--run-dir", tmp_path / "b"),
+        "observation space",
+    )
+    one_line_error(
+        run_a3c("learner", "--mode", "data", "--env-kwargs", "{oops", "--run-dir", tmp_path / "e"),
+        "not JSON",
+    )
+    one_line_error(
+        run_a3c("learner", "--mode", "data", "--wrappers", "nope", "--run-dir", tmp_path / "f"),
+        "unknown wrapper",
+    )
+    one_line_error(
+        run_a3c(
+            "learner", "--mode", "data", "--env-kwargs", '{"bogus": 1}', "--run-dir", tmp_path / "g"
+        ),
+        "bogus",
     )
     one_line_error(run_a3c("learner", "--mode", "sideways", "--run-dir", tmp_path / "c"), "--mode")
     one_line_error(run_a3c("train", "--mode", "data", "--actors", "0"), "--actors")

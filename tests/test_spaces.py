@@ -10,7 +10,6 @@ from tests.helpers import run_a3c, summary
 CASES = {
     "minatar-cnn": ("--env", "MinAtar/Breakout-v1", "--max-env-steps", "8000"),
     "pong-cnn": ("--env", "ALE/Pong-v5", "--max-env-steps", "1600", "--num-envs", "2"),
-    "pendulum-gaussian": ("--env", "Pendulum-v1", "--max-env-steps", "12000"),
     "mujoco-gaussian": ("--env", "InvertedPendulum-v5", "--max-env-steps", "8000"),
     "masked-cartpole-lstm": (
         "--env",
