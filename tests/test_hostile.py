@@ -53,7 +53,11 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-@pytest.mark.parametrize("mode", ["gradient", "data"])
+@pytest.mark.parametrize(
+    "mode",
+    # data mode's rollout checks are also unit-tested (test_validation.py) in the default run
+    ["gradient", pytest.param("data", marks=pytest.mark.slow)],
+)
 def test_hostile_input_is_rejected_counted_and_survived(tmp_path, mode):
     address = f"tcp://127.0.0.1:{free_port()}"
     run_dir = tmp_path / "run"

@@ -115,7 +115,7 @@ def final_weights(run_dir):
 @pytest.mark.parametrize(
     "task",
     [
-        ("--max-env-steps", "24000"),
+        ("--max-env-steps", "12000"),
         pytest.param(
             ("--env", "Pendulum-v1", "--recurrent", "--max-env-steps", "6000"),
             marks=pytest.mark.slow,

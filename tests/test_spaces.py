@@ -8,7 +8,7 @@ import pytest
 from tests.helpers import run_a3c, summary
 
 CASES = {
-    "minatar-cnn": ("--env", "MinAtar/Breakout-v1", "--max-env-steps", "8000"),
+    "minatar-cnn": ("--env", "MinAtar/Breakout-v1", "--max-env-steps", "4000"),
     "pong-cnn": ("--env", "ALE/Pong-v5", "--max-env-steps", "1600", "--num-envs", "2"),
     "mujoco-gaussian": ("--env", "InvertedPendulum-v5", "--max-env-steps", "8000"),
     "masked-cartpole-lstm": (
@@ -33,7 +33,12 @@ CASES = {
 
 
 @pytest.mark.parametrize("mode", ["gradient", "data"])
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize(
+    "case",
+    # Pong's preprocessing is checked in the default run (test_wrappers.py); its end-to-end
+    # runs are the slowest here.
+    [pytest.param(c, marks=pytest.mark.slow) if c.startswith("pong") else c for c in CASES],
+)
 def test_each_space_trains_end_to_end(tmp_path, case, mode):
     run_dir = tmp_path / "run"
     args = CASES[case]

@@ -94,11 +94,12 @@ def test_plot_overlays_several_runs(finished_run, tmp_path):
 @pytest.mark.parametrize("suffix", [".gif", ".mp4"])
 def test_evaluate_records_a_video_of_the_policy(finished_run, tmp_path, suffix):
     out = tmp_path / f"play{suffix}"
-    done = run_a3c("evaluate", finished_run, "--video", out, "--video-episodes", "2")
+    episodes = "2" if suffix == ".mp4" else "1"  # GIF encoding is slow
+    done = run_a3c("evaluate", finished_run, "--video", out, "--video-episodes", episodes)
     assert done.returncode == 0, done.stderr
     lengths = [int(line.split(", ")[1].split()[0]) for line in done.stdout.splitlines()
                if line.startswith("episode")]  # fmt: skip
-    assert len(lengths) == 2
+    assert len(lengths) == int(episodes)
     frames = imageio.mimread(out, memtest=False)
     if suffix == ".mp4":
         assert len(frames) == sum(lengths)  # one frame per step of both episodes
