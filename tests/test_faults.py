@@ -126,7 +126,7 @@ def test_kill_9_during_checkpoint_writes_never_leaves_a_broken_checkpoint(tmp_pa
     rng = random.Random(0)
     versions = []
     try:
-        for _ in range(5):
+        for _ in range(4):
             learner = start_learner(
                 "gradient",
                 address,

@@ -32,13 +32,21 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("mode", ["gradient", "data"])
-@pytest.mark.parametrize(
-    "case",
-    # Pong's preprocessing is checked in the default run (test_wrappers.py); its end-to-end
-    # runs are the slowest here.
-    [pytest.param(c, marks=pytest.mark.slow) if c.startswith("pong") else c for c in CASES],
-)
+# The slowest end-to-end runs go to `pytest -m slow`: Pong in both modes (its preprocessing
+# is checked in test_wrappers.py), and data mode for the feed-forward pixel and MuJoCo tasks
+# (their uint8 and float32-action rollouts are checked through the codec in
+# test_validation.py). Data mode stays in the default run for the recurrent cases, whose
+# rollouts carry the LSTM state.
+SLOW = {("pong-cnn", "gradient"), ("pong-cnn", "data"), ("minatar-cnn", "data"),
+        ("mujoco-gaussian", "data")}  # fmt: skip
+PARAMS = [
+    pytest.param(case, mode, marks=pytest.mark.slow) if (case, mode) in SLOW else (case, mode)
+    for case in CASES
+    for mode in ("gradient", "data")
+]
+
+
+@pytest.mark.parametrize(("case", "mode"), PARAMS)
 def test_each_space_trains_end_to_end(tmp_path, case, mode):
     run_dir = tmp_path / "run"
     args = CASES[case]
