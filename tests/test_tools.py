@@ -90,7 +90,8 @@ def test_plot_overlays_several_runs(live_run, tmp_path):
     assert bad.returncode == 1 and "no metrics.jsonl" in bad.stderr
 
 
-@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+# The same recording path; GIF encoding of full-size frames is the slow part.
+@pytest.mark.parametrize("suffix", [pytest.param(".gif", marks=pytest.mark.slow), ".mp4"])
 def test_evaluate_records_a_video_of_the_policy(live_run, tmp_path, suffix):
     out = tmp_path / f"play{suffix}"
     episodes = "1"  # rendering and GIF encoding are slow
