@@ -8,7 +8,8 @@ import pytest
 from tests.helpers import run_a3c, summary
 
 CASES = {
-    "minatar-cnn": ("--env", "MinAtar/Breakout-v1", "--max-env-steps", "4000"),
+    # Big enough that the second actor (MinAtar's imports are slow) joins before it is spent.
+    "minatar-cnn": ("--env", "MinAtar/Breakout-v1", "--max-env-steps", "12000"),
     "pong-cnn": ("--env", "ALE/Pong-v5", "--max-env-steps", "1600", "--num-envs", "2"),
     "mujoco-gaussian": ("--env", "InvertedPendulum-v5", "--max-env-steps", "8000"),
     "masked-cartpole-lstm": (
