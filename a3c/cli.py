@@ -327,9 +327,17 @@ def learner(bind, keys_dir, max_message_bytes, verbose, **kw):
     default=None,
     help="This actor's CURVE key pair and the learner's public key (a3c keygen).",
 )
+@option(
+    "--after-stop",
+    type=click.Choice(["exit", "wait"]),
+    default="exit",
+    show_default=True,
+    help="When the learner ends its run: exit 0, or wait quietly (back-off up to 60 s) "
+    "for its next run, as long-lived deployments want.",
+)
 @option("--verbose", "-v", is_flag=True, default=False)
 @one_line_errors
-def actor(learner_address, workers, seed, keys_dir, verbose):
+def actor(learner_address, workers, seed, keys_dir, after_stop, verbose):
     """Run actors for the learner at --learner, until it says stop."""
     from protocol.security import load_client_keys
 
@@ -339,10 +347,10 @@ def actor(learner_address, workers, seed, keys_dir, verbose):
     if workers == 1:
         from actor.worker import run_actor
 
-        raise SystemExit(run_actor(learner_address, seed, keys_dir))
+        raise SystemExit(run_actor(learner_address, seed, keys_dir, after_stop))
     from actor.pool import run_pool
 
-    raise SystemExit(run_pool(learner_address, workers, seed, verbose, keys_dir))
+    raise SystemExit(run_pool(learner_address, workers, seed, verbose, keys_dir, after_stop))
 
 
 @main.command()

@@ -30,19 +30,24 @@ class LearnerLink:
 
     def handshake(
         self, should_stop, first_wait: float = 1.0, max_wait: float = 10.0
-    ) -> Welcome | None:
-        """Say hello until a learner answers; None if `should_stop()` turns true first."""
+    ) -> Welcome | Stop | None:
+        """Say hello until a learner answers: its Welcome, or its Stop when its run is over.
+
+        None if `should_stop()` turns true first.
+        """
         wait = first_wait
         attempt = 0
         while not should_stop():
             self._reopen()
             hello = Hello(self.actor_id, socket.gethostname(), os.getpid())
             self.sock.send_multipart(encode(hello))  # queued until the connection is up
-            welcome = self._await_welcome(wait, should_stop)
-            if welcome is not None:
-                self.num_params = int(welcome.weights.size)
-                log.info("joined learner at %s (run %s)", self.address, welcome.run_id)
-                return welcome
+            answer = self._await_answer(wait, should_stop)
+            if isinstance(answer, Stop):
+                return answer
+            if answer is not None:
+                self.num_params = int(answer.weights.size)
+                log.info("joined learner at %s (run %s)", self.address, answer.run_id)
+                return answer
             attempt += 1
             wait = min(wait * 2, max_wait)
             log.warning(
@@ -60,14 +65,12 @@ class LearnerLink:
         # A fresh socket per attempt: nothing queued for an earlier learner is sent twice.
         self.sock = connect_dealer(self.ctx, self.address, self.keys)
 
-    def _await_welcome(self, timeout: float, should_stop) -> Welcome | None:
+    def _await_answer(self, timeout: float, should_stop) -> Welcome | Stop | None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not should_stop():
             msg = self.recv(min(0.2, max(deadline - time.monotonic(), 0.0)))
-            if isinstance(msg, Welcome):
+            if isinstance(msg, (Welcome, Stop)):
                 return msg
-            if isinstance(msg, Stop):
-                return None
         return None
 
     def send(self, msg: Message, copy: bool = False) -> bool:

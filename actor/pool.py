@@ -9,23 +9,32 @@ import signal
 log = logging.getLogger(__name__)
 
 
-def _child(learner: str, seed: int | None, verbose: bool, keys_dir: str | None) -> None:
+def _child(
+    learner: str, seed: int | None, verbose: bool, keys_dir: str | None, after_stop: str
+) -> None:
     from a3c.logs import setup_logging
     from actor.worker import run_actor
 
     setup_logging(verbose)
-    raise SystemExit(run_actor(learner, seed, keys_dir))
+    raise SystemExit(run_actor(learner, seed, keys_dir, after_stop))
 
 
 def run_pool(
-    learner: str, workers: int, seed: int | None, verbose: bool = False, keys_dir: str | None = None
+    learner: str,
+    workers: int,
+    seed: int | None,
+    verbose: bool = False,
+    keys_dir: str | None = None,
+    after_stop: str = "exit",
 ) -> int:
     ctx = mp.get_context("spawn")
     procs = []
     for i in range(workers):
         child_seed = None if seed is None else seed + i
         p = ctx.Process(
-            target=_child, args=(learner, child_seed, verbose, keys_dir), name=f"actor-{i}"
+            target=_child,
+            args=(learner, child_seed, verbose, keys_dir, after_stop),
+            name=f"actor-{i}",
         )
         p.start()
         procs.append(p)

@@ -65,8 +65,22 @@ class StopActor(Exception):
     """The learner said training is over."""
 
 
+AFTER_STOP = ("exit", "wait")
+RUN_WAIT_FIRST, RUN_WAIT_MAX = 5.0, 60.0
+
+
 class Actor:
-    def __init__(self, learner: str, seed: int | None = None, keys: ClientKeys | None = None):
+    def __init__(
+        self,
+        learner: str,
+        seed: int | None = None,
+        keys: ClientKeys | None = None,
+        after_stop: str = "exit",
+    ):
+        if after_stop not in AFTER_STOP:
+            raise ValueError(f"after_stop must be one of {AFTER_STOP}, not {after_stop!r}")
+        self.after_stop = after_stop
+        self._run_wait = RUN_WAIT_FIRST
         self.actor_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.link = LearnerLink(learner, self.actor_id, keys)
         self.cli_seed = seed
@@ -79,23 +93,33 @@ class Actor:
         self.signalled: str | None = None
 
     def run(self) -> int:
-        """Train until the learner says stop (exit code 0) or a signal arrives (also 0)."""
+        """Train until the learner says stop (exit code 0) or a signal arrives (also 0).
+
+        With after_stop="wait" a stop does not end the process: the actor waits, with
+        back-off, for the learner's next run (a long-lived deployment's actors).
+        """
         torch.set_num_threads(1)
         self._install_signal_handlers()
         try:
             while not self.signalled:
-                welcome = self.link.handshake(lambda: self.signalled is not None)
-                if welcome is None:
+                answer = self.link.handshake(lambda: self.signalled is not None)
+                if answer is None:
                     break
+                if isinstance(answer, Stop):  # a learner whose run is already over
+                    if self._run_over(answer.reason):
+                        continue
+                    return 0
+                self._run_wait = RUN_WAIT_FIRST
                 try:
-                    self._adopt_welcome(welcome)
+                    self._adopt_welcome(answer)
                     self._work()
                 except LearnerGone:
                     log.warning(
                         "learner silent for %.0fs; reconnecting", self.settings.heartbeat_timeout
                     )
                 except StopActor as stop:
-                    log.info("learner ended training (%s); exiting", stop)
+                    if self._run_over(str(stop)):
+                        continue
                     return 0
                 except (KeyError, TypeError, ValueError) as exc:
                     # e.g. a learner of another version, or an env this host cannot make
@@ -107,6 +131,19 @@ class Actor:
             return 0
         finally:
             self._close()
+
+    def _run_over(self, reason: str) -> bool:
+        """The learner ended its run. True: wait for its next run; False: exit."""
+        if self.after_stop == "exit":
+            log.info("learner ended training (%s); exiting", reason)
+            return False
+        log.info("learner ended training (%s); asking again in %.0fs", reason, self._run_wait)
+        self.run_id = ""  # nothing of the ended run is sent on
+        deadline = time.monotonic() + self._run_wait
+        while not self.signalled and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self._run_wait = min(self._run_wait * 2, RUN_WAIT_MAX)
+        return True
 
     def _install_signal_handlers(self) -> None:
         def handler(signum, _frame):
@@ -239,6 +276,8 @@ class Actor:
         self.link.close()
 
 
-def run_actor(learner: str, seed: int | None = None, keys_dir: str | None = None) -> int:
+def run_actor(
+    learner: str, seed: int | None = None, keys_dir: str | None = None, after_stop: str = "exit"
+) -> int:
     keys = load_client_keys(keys_dir) if keys_dir else None
-    return Actor(learner, seed, keys).run()
+    return Actor(learner, seed, keys, after_stop).run()

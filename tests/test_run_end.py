@@ -1,0 +1,88 @@
+"""A finished run ends cleanly: an actor told to stop during its handshake exits 0 (or,
+with --after-stop wait, asks again with back-off), never a retry storm."""
+
+import signal
+import time
+
+import zmq
+
+from protocol import Hello, Stop, decode, encode
+from tests.helpers import free_port, kill_all, run_a3c, start_actors, start_learner, wait
+
+
+class StoppedLearner:
+    """A ROUTER that answers every hello with a stop, as a learner whose run is over does,
+    and counts the hellos."""
+
+    def __init__(self, address: str):
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(address)
+        self.hellos = 0
+
+    def serve(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not self.sock.poll(50):
+                continue
+            identity, *frames = self.sock.recv_multipart()
+            msg = decode(frames)
+            if isinstance(msg, Hello):
+                self.hellos += 1
+                stop = Stop("0123456789abcdef", msg.actor_id, "target_reached")
+                self.sock.send_multipart([identity, *encode(stop)])
+
+    def close(self) -> None:
+        self.sock.close(0)
+        self.ctx.term()
+
+
+def test_an_actor_told_to_stop_during_its_handshake_exits_0(tmp_path):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    learner = StoppedLearner(address)
+    actor = start_actors(address, log=tmp_path / "actor.log")
+    try:
+        learner.serve(3.0)
+        assert wait(actor, 30) == 0
+    finally:
+        kill_all(actor)
+        learner.close()
+    assert learner.hellos == 1
+    log = (tmp_path / "actor.log").read_text()
+    assert "no learner answering" not in log and "ended training" in log
+
+
+def test_with_after_stop_wait_the_actor_asks_again_with_back_off(tmp_path):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    learner = StoppedLearner(address)
+    actor = start_actors(address, "--after-stop", "wait", log=tmp_path / "actor.log")
+    try:
+        learner.serve(12.0)
+        assert actor.poll() is None  # still waiting for a new run
+        actor.send_signal(signal.SIGTERM)
+        assert wait(actor, 30) == 0
+    finally:
+        kill_all(actor)
+        learner.close()
+    # back-off of 5 s, then 10 s: two or three hellos in 12 s, never a storm
+    assert 1 <= learner.hellos <= 3, learner.hellos
+
+
+def test_resuming_a_finished_run_stops_the_waiting_actor(tmp_path):
+    """The reported case: a finished run resumed with an actor already waiting."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    run_dir = tmp_path / "run"
+    first = run_a3c("learner", "--mode", "data", "--bind", address, "--run-dir", run_dir,
+                    "--max-seconds", "0.5")  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    actor = start_actors(address, log=tmp_path / "actor.log")
+    time.sleep(1.0)  # the actor is up and knocking; the learner may come at any moment
+    learner = start_learner("data", address, run_dir, "--resume", "--max-seconds", "0.5")
+    try:
+        assert wait(learner, 60) == 0
+        assert wait(actor, 60) == 0
+    finally:
+        kill_all(learner, actor)
+    attempts = (tmp_path / "actor.log").read_text().count("no learner answering")
+    assert attempts < 10, attempts
