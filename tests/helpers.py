@@ -83,3 +83,38 @@ def start_learner(mode: str, address: str, run_dir: Path, *extra, log: Path | No
 def start_actors(address: str, *extra, log: Path | None = None) -> subprocess.Popen:
     """`a3c actor` for the learner at `address`."""
     return a3c("actor", "--learner", address, *extra, log=log)
+
+
+def actor_steps(address: str, keys=None) -> dict[str, int]:
+    """Env steps per actor, as the live learner at `address` reports them ({} if silent)."""
+    from a3c.status import StatusError, query
+
+    try:
+        state = query(address, 2.0, keys)
+    except StatusError:
+        return {}
+    return {a["actor_id"]: a["env_steps"] for a in state["actors"]}
+
+
+def wait_for_contributors(address: str, n: int, timeout: float = 120, keys=None) -> None:
+    """Until `n` actors have each had env steps counted: a condition on outcomes, so it
+    holds on a loaded machine where a fixed sleep or a small budget would not."""
+    wait_for(
+        lambda: sum(s > 0 for s in actor_steps(address, keys).values()) >= n,
+        timeout,
+        f"{n} actors contributing",
+    )
+
+
+def wait_for_env_steps(run_dir: Path, steps: int, timeout: float = 300) -> None:
+    wait_for(
+        lambda: (metrics(run_dir) or [{}])[-1].get("env_steps", 0) >= steps,
+        timeout,
+        f"{steps} env steps",
+    )
+
+
+def stop(proc: subprocess.Popen, timeout: float = 60) -> int:
+    """SIGTERM, then the exit code."""
+    proc.terminate()
+    return wait(proc, timeout)

@@ -13,9 +13,12 @@ from tests.helpers import (
     metrics,
     start_actors,
     start_learner,
+    stop,
     summary,
     wait,
     wait_for,
+    wait_for_contributors,
+    wait_for_env_steps,
 )
 
 # A slower learning rate stretches the run to tens of seconds, so faults land mid-run.
@@ -43,7 +46,7 @@ def test_kill_9_actor_is_marked_gone_a_new_one_joins_and_the_run_still_solves(tm
     survivor = start_actors(address)
     late = None
     try:
-        wait_for(lambda: last_metric(run_dir, "actors_connected") == 2, 60, "two actors")
+        wait_for_contributors(address, 2)
         doomed.kill()
         wait_for(
             lambda: last_metric(run_dir, "actors_connected") == 1,
@@ -52,7 +55,7 @@ def test_kill_9_actor_is_marked_gone_a_new_one_joins_and_the_run_still_solves(tm
         )
         steps_before = last_metric(run_dir, "env_steps")
         late = start_actors(address, log=tmp_path / "late.log")
-        wait_for(lambda: last_metric(run_dir, "actors_connected") == 2, 30, "the new actor")
+        wait_for_contributors(address, 3)  # the killed one still counts what it did
         assert wait(learner, 300) == 0
         assert wait(survivor, 30) == 0 and wait(late, 30) == 0
     finally:
@@ -98,12 +101,13 @@ def test_kill_9_learner_then_resume_and_running_actors_reconnect(tmp_path):
             "--resume",
             "--target-return",
             "1e9",
-            "--max-env-steps",
-            budget,
             *SLOW,
             log=tmp_path / "second.log",
         )
-        assert wait(second, 120) == 0, (tmp_path / "second.log").read_text()[-2000:]
+        # However long the actors' back-off on a busy machine, both come back and work.
+        wait_for_contributors(address, 2)
+        wait_for_env_steps(run_dir, budget)
+        assert stop(second) == 0, (tmp_path / "second.log").read_text()[-2000:]
         assert wait(actors, 30) == 0  # the same actor processes, never restarted
     finally:
         kill_all(first, actors, *([second] if second else []))
@@ -172,7 +176,7 @@ def test_sigterm_on_an_actor_leaves_cleanly_and_the_learner_notes_it(tmp_path):
         actor.send_signal(signal.SIGTERM)
         assert wait(actor, 20) == 0
         wait_for(lambda: " left" in (tmp_path / "learner.log").read_text(), 10, "the note")
-        wait_for(lambda: last_metric(run_dir, "actors_connected") == 0, 5, "the count")
+        wait_for(lambda: last_metric(run_dir, "actors_connected") == 0, 30, "the count")
         learner.send_signal(signal.SIGINT)
         assert wait(learner, 30) == 0
     finally:

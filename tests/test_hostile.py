@@ -2,7 +2,6 @@
 reason, nothing reaches the model, memory stays bounded, and the run still solves."""
 
 import random
-import time
 from pathlib import Path
 
 import pytest
@@ -87,7 +86,12 @@ def test_hostile_input_is_rejected_counted_and_survived(tmp_path, mode):
             client.bad_gradients() if mode == "gradient" else client.bad_rollouts()
         client.oversize(LIMIT + 1024)
         client.handshake_flood(3000)
-        time.sleep(2.0)
+
+        def counted():  # the learner has read the bad messages by the time it counts them
+            dropped = (metrics(run_dir) or [{}])[-1].get("dropped", {})
+            return EXPECTED[mode] <= set(dropped)
+
+        wait_for(counted, 120, "the bad messages to be counted")
         rss_after = rss_bytes(learner.pid)
         assert wait(learner, 300) == 0, (tmp_path / "learner.log").read_text()[-3000:]
         assert wait(actors, 30) == 0

@@ -5,6 +5,7 @@ import shutil
 import signal
 import stat
 
+from protocol.security import load_client_keys
 from tests.helpers import (
     free_port,
     kill_all,
@@ -12,9 +13,12 @@ from tests.helpers import (
     run_a3c,
     start_actors,
     start_learner,
+    stop,
     summary,
     wait,
     wait_for,
+    wait_for_contributors,
+    wait_for_env_steps,
 )
 
 
@@ -47,19 +51,23 @@ def test_an_authorized_actor_trains_over_curve(tmp_path):
         run_dir,
         "--keys-dir",
         root / "learner",
-        "--max-env-steps",
-        "40000",
         "--target-return",
         "1e9",
+        "--metrics-every",
+        "0.5",
     )
     actor = start_actors(address, "--workers", "2", "--keys-dir", root / "actor-1")
     try:
-        assert wait(learner, 300) == 0 and wait(actor, 30) == 0
+        wait_for_contributors(address, 2, keys=load_client_keys(str(root / "actor-2")))
+        wait_for_env_steps(run_dir, 40000)
+        assert stop(learner) == 0 and wait(actor, 30) == 0
     finally:
         kill_all(learner, actor)
     result = summary(run_dir)
-    assert result["stop_reason"] == "max_env_steps" and result["updates"] > 100
-    assert len(result["actors"]) == 2 and not result["dropped"]
+    assert result["env_steps"] >= 40000 and result["updates"] > 100
+    assert len(result["actors"]) == 2
+    # work that arrived too late on a busy machine is dropped by design; nothing else is
+    assert set(result["dropped"]) <= {"stale"}, result["dropped"]
 
 
 def test_actors_without_keys_or_with_unauthorized_keys_get_nothing_applied(tmp_path):
@@ -133,7 +141,7 @@ def test_a_key_authorized_while_the_learner_runs_gets_in(tmp_path):
             "the refusal",
         )
         shutil.copy(newcomer / "actor.key", root / "learner" / "authorized" / "newcomer.key")
-        assert wait(learner, 60) == 0 and wait(actor, 30) == 0
+        assert wait(learner, 180) == 0 and wait(actor, 30) == 0
     finally:
         kill_all(learner, actor)
     assert summary(run_dir)["env_steps"] >= 20000

@@ -17,6 +17,7 @@ from tests.helpers import (
     start_learner,
     wait,
     wait_for,
+    wait_for_contributors,
 )
 
 
@@ -26,12 +27,12 @@ def live_run(tmp_path_factory):
     stopped with SIGTERM: its run directory serves the TensorBoard, plot and video tests."""
     address = f"tcp://127.0.0.1:{free_port()}"
     run_dir = tmp_path_factory.mktemp("tools") / "run"
-    learner = start_learner("data", address, run_dir, "--max-seconds", "60",
+    learner = start_learner("data", address, run_dir, "--max-seconds", "300",
                             "--target-return", "1e9", "--metrics-every", "0.5")  # fmt: skip
     actors = start_actors(address, "--workers", "2")
     try:
         wait_for(lambda: any(r["env_steps"] > 0 for r in metrics(run_dir)), 60, "env steps")
-        wait_for(lambda: metrics(run_dir)[-1]["actors_connected"] == 2, 30, "two actors")
+        wait_for_contributors(address, 2)
         as_json = run_a3c("status", address, "--json")
         as_table = run_a3c("status", address)
     finally:
