@@ -76,6 +76,12 @@ LEARNER_OPTIONS = [
         help="Comma-separated env wrappers: mask-velocity, channels-first, atari, "
         "atari-episodic-life (ALE/ ids get atari and MinAtar/ ids channels-first by default).",
     ),
+    option(
+        "--preset",
+        default=None,
+        help="Settings by name from the shipped presets (see README); 'none' turns them off "
+        "[default: the preset matching --env, if any]. Flags you give override its values.",
+    ),
     option("--run-dir", default=None, help="Run directory [default: runs/ENV-MODE-TIME]."),
     option(
         "--target-return",
@@ -130,6 +136,31 @@ LEARNER_OPTIONS = [
         type=click.FloatRange(min=0, min_open=True),
         default=DEFAULTS.max_grad_norm,
         show_default=True,
+    ),
+    option(
+        "--reward-clip",
+        type=click.FloatRange(min=0),
+        default=DEFAULTS.reward_clip,
+        show_default=True,
+        help="Clip rewards to [-C, C] in the loss (0: off); reported returns stay unclipped.",
+    ),
+    option(
+        "--normalize-obs/--no-normalize-obs",
+        default=DEFAULTS.normalize_obs,
+        show_default=True,
+        help="Normalize observations by running statistics the learner merges from all actors.",
+    ),
+    option(
+        "--normalize-reward/--no-normalize-reward",
+        default=DEFAULTS.normalize_reward,
+        show_default=True,
+        help="Divide rewards in the loss by the running std of discounted returns.",
+    ),
+    option(
+        "--lr-decay/--no-lr-decay",
+        default=DEFAULTS.lr_decay,
+        show_default=True,
+        help="Decay the learning rate linearly to 0 over --max-env-steps.",
     ),
     option(
         "--hidden",
@@ -199,22 +230,53 @@ def learner_options(fn):
     return fn
 
 
+HP_OPTIONS = ("lr", "rollout_len", "num_envs", "gamma", "reward_scale", "entropy_coef",
+              "value_coef", "max_grad_norm", "hidden", "recurrent", "lstm_size", "reward_clip",
+              "normalize_obs", "normalize_reward", "lr_decay")  # fmt: skip
+
+
+def _apply_preset(kw: dict) -> tuple[dict, dict | None]:
+    """Hyperparameter values: the preset's, where the user gave no flag or A3C_* variable."""
+    from click.core import ParameterSource
+
+    from rlcore.presets import PresetError, resolve
+
+    try:
+        preset = resolve(kw["preset"], kw["env_id"])
+    except PresetError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--preset'") from None
+    values = {name: kw[name] for name in HP_OPTIONS}
+    if preset is None:
+        return values, None
+    ctx = click.get_current_context()
+    applied, overridden = {}, []
+    for name, value in preset.settings.items():
+        if name in values and ctx.get_parameter_source(name) not in (
+            ParameterSource.DEFAULT,
+            ParameterSource.DEFAULT_MAP,
+            None,
+        ):
+            overridden.append(name)
+            continue
+        values[name] = tuple(value) if name == "hidden" else value
+        applied[name] = value
+    record = {
+        "name": preset.name,
+        "chosen_by": preset.chosen_by,
+        "applied": applied,
+        "overridden": sorted(overridden),
+    }
+    return values, record
+
+
 def _config(bind: str, keys_dir: str | None = None, max_message_bytes: int | None = None, **kw):
     from learner.config import LearnerConfig
 
-    hp = Hyperparams(
-        lr=kw["lr"],
-        rollout_len=kw["rollout_len"],
-        num_envs=kw["num_envs"],
-        gamma=kw["gamma"],
-        reward_scale=kw["reward_scale"],
-        entropy_coef=kw["entropy_coef"],
-        value_coef=kw["value_coef"],
-        max_grad_norm=kw["max_grad_norm"],
-        hidden=kw["hidden"],
-        recurrent=kw["recurrent"],
-        lstm_size=kw["lstm_size"],
-    )
+    values, preset = _apply_preset(kw)
+    try:
+        hp = Hyperparams.from_dict(values)
+    except (TypeError, ValueError) as exc:
+        raise click.ClickException(f"bad hyperparameters: {exc}") from None
     name = kw["env_id"].replace("/", "-")
     run_dir = kw["run_dir"] or f"runs/{name}-{kw['mode']}-{time.strftime('%Y%m%d-%H%M%S')}"
     return LearnerConfig(
@@ -238,6 +300,7 @@ def _config(bind: str, keys_dir: str | None = None, max_message_bytes: int | Non
         resume=kw["resume"],
         keys_dir=keys_dir,
         max_message_bytes=max_message_bytes or 64 * 1024 * 1024,
+        preset=preset,
     )
 
 

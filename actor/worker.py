@@ -20,12 +20,26 @@ import torch
 
 from actor.collector import Collector
 from actor.connection import LearnerLink
-from protocol import Episodes, Gradient, Heartbeat, Rollout, Stop, Weights, Welcome
+from protocol import (
+    NORM_STATS,
+    WORK_STATS,
+    ArraySpec,
+    CodecError,
+    Episodes,
+    Gradient,
+    Heartbeat,
+    Rollout,
+    Stop,
+    Weights,
+    Welcome,
+    check_arrays,
+)
 from protocol.security import ClientKeys, load_client_keys
 from rlcore.envs import EnvConfig, EnvSpec, VectorEnv
 from rlcore.hyperparams import Hyperparams
 from rlcore.losses import rollout_loss
 from rlcore.networks import build_network, get_flat_grad, set_flat_params
+from rlcore.normalize import Moments, discounted_returns, factor_from_var
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +172,9 @@ class Actor:
             self._build(settings, welcome.actor_index)
         self.run_id = welcome.run_id
         self.outstanding = 0
-        self._adopt_weights(welcome.weights_version, welcome.weights_stamp, welcome.weights)
+        self._adopt_weights(
+            welcome.weights_version, welcome.weights_stamp, welcome.weights, welcome.extras
+        )
 
     def _build(self, settings: Settings, actor_index: int) -> None:
         if self.settings is not None:
@@ -172,6 +188,8 @@ class Actor:
         if self.envs.spec != settings.spec:
             raise ValueError(f"this host builds {self.envs.spec}, the learner {settings.spec}")
         self.envs.reset()
+        self.running_returns = np.zeros(hp.num_envs)
+        self.reward_factor = 1.0
         generator = torch.Generator().manual_seed(int(torch_seed))
         lstm_size = hp.lstm_size if hp.recurrent else 0
         self.collector = Collector(self.envs, hp.rollout_len, generator, lstm_size)
@@ -183,11 +201,48 @@ class Actor:
             actor_index,
         )
 
-    def _adopt_weights(self, version: int, stamp: float, weights: np.ndarray) -> None:
+    def _adopt_weights(
+        self, version: int, stamp: float, weights: np.ndarray, stats: dict[str, np.ndarray]
+    ) -> None:
+        try:
+            self._check_stats(stats)
+        except CodecError as exc:  # keep acting on what we had; the next reply may be good
+            log.warning("ignored weights with bad statistics from the learner: %s", exc)
+            return
         set_flat_params(self.model, weights)
+        hp = self.settings.hp
+        if hp.normalize_obs:
+            self.model.set_obs_stats(stats[NORM_STATS[0]], stats[NORM_STATS[1]])
+        if hp.normalize_reward:
+            self.reward_factor = factor_from_var(float(stats[NORM_STATS[2]][0]))
         if version != self.version or self.latency_reported:
             self.weights_stamp, self.latency_reported = stamp, False
         self.version = version
+
+    def _check_stats(self, stats: dict[str, np.ndarray]) -> None:
+        """The learner's statistics: exactly those this run uses, of the right shapes."""
+        hp, size = self.settings.hp, int(np.prod(self.settings.spec.obs_shape))
+        specs = {}
+        if hp.normalize_obs:
+            specs[NORM_STATS[0]] = specs[NORM_STATS[1]] = ArraySpec("float32", (size,))
+        if hp.normalize_reward:
+            specs[NORM_STATS[2]] = ArraySpec("float32", (1,))
+        check_arrays(stats, specs)
+        for name in NORM_STATS[1:]:
+            if name in stats and (stats[name] < 0).any():
+                raise CodecError("bad_value", f"{name} below 0")
+
+    def _work_stats(self, rollout) -> dict[str, np.ndarray]:
+        """Moments of what this rollout saw, for the learner to merge."""
+        hp, stats = self.settings.hp, {}
+        if hp.normalize_obs:
+            obs = rollout.obs.reshape(rollout.obs.shape[0] * rollout.obs.shape[1], -1)
+            stats[WORK_STATS[0]] = Moments.of(obs).pack()
+        if hp.normalize_reward:
+            done = rollout.terminated | rollout.truncated
+            returns = discounted_returns(self.running_returns, rollout.rewards, done, hp.gamma)
+            stats[WORK_STATS[1]] = Moments.of(returns.reshape(-1, 1)).pack()
+        return stats
 
     def _weights_latency(self) -> float:
         """Seconds from the learner's update to now, once per new weights version."""
@@ -209,9 +264,10 @@ class Actor:
 
     def _send_work(self, rollout, latency: float) -> None:
         s = self.settings
+        stats = self._work_stats(rollout)
         if s.mode == "gradient":
             self.model.zero_grad(set_to_none=True)
-            loss, _ = rollout_loss(self.model, rollout, s.hp, off_policy=False)
+            loss, _ = rollout_loss(self.model, rollout, s.hp, False, self.reward_factor)
             loss.backward()
             msg = Gradient(
                 self.run_id,
@@ -220,6 +276,7 @@ class Actor:
                 rollout.num_steps,
                 latency,
                 get_flat_grad(self.model),
+                stats,
             )
             self.link.send(msg)
         else:
@@ -229,7 +286,7 @@ class Actor:
                 self.version,
                 rollout.num_steps,
                 latency,
-                rollout.arrays(),
+                {**rollout.arrays(), **stats},
             )
             # Copied: the rollout buffer is refilled while ZeroMQ may still hold the frames.
             self.link.send(msg, copy=True)
@@ -263,7 +320,7 @@ class Actor:
         elif isinstance(msg, Weights) and msg.run_id == self.run_id:
             self.outstanding = max(0, self.outstanding - 1)
             if msg.version >= self.version:
-                self._adopt_weights(msg.version, msg.stamp, msg.weights)
+                self._adopt_weights(msg.version, msg.stamp, msg.weights, msg.extras)
 
     def _leave(self) -> None:
         if self.run_id and self.link.sock is not None:

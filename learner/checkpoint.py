@@ -4,6 +4,7 @@ and how a run continues from one."""
 from __future__ import annotations
 
 from learner.config import LearnerConfig
+from learner.normstats import NormStats
 from learner.stats import RunStats
 from learner.updater import Updater
 
@@ -12,8 +13,11 @@ class ResumeError(RuntimeError):
     """The checkpoint cannot continue this run; the message says why."""
 
 
-def checkpoint_state(updater: Updater, stats: RunStats, cfg: LearnerConfig) -> dict:
+def checkpoint_state(
+    updater: Updater, stats: RunStats, cfg: LearnerConfig, norm: NormStats
+) -> dict:
     state = updater.state_dict()
+    state["norm"] = norm.state_dict()
     state.update(
         mode=cfg.mode,
         env_id=cfg.env_id,
@@ -29,8 +33,9 @@ def checkpoint_state(updater: Updater, stats: RunStats, cfg: LearnerConfig) -> d
     return state
 
 
-def restore(state: dict, updater: Updater, cfg: LearnerConfig) -> RunStats:
-    """Load `state` into `updater`; the run's counters continue in the returned stats."""
+def restore(state: dict, updater: Updater, cfg: LearnerConfig, norm: NormStats) -> RunStats:
+    """Load `state` into `updater` and `norm`; the run's counters continue in the returned
+    stats."""
     if (state["mode"], state["env_id"]) != (cfg.mode, cfg.env_id):
         raise ResumeError(
             f"checkpoint is of mode {state['mode']} on {state['env_id']}, "
@@ -47,6 +52,7 @@ def restore(state: dict, updater: Updater, cfg: LearnerConfig) -> RunStats:
         raise ResumeError(f"checkpoint holds a {kind} network; --recurrent must match it")
     try:
         updater.load_state_dict(state)
+        norm.load_state_dict(state.get("norm", {}))
     except (KeyError, RuntimeError, ValueError) as exc:
         raise ResumeError(f"checkpoint does not fit this network: {exc}") from None
     stats = RunStats(elapsed_before=float(state["wall_seconds"]))

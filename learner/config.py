@@ -47,6 +47,9 @@ class LearnerConfig:
     """CURVE: encrypt all traffic and accept only actors whose keys are authorized here."""
     max_message_bytes: int = 64 * 1024 * 1024
     """libzmq cuts off a peer that sends a larger message."""
+    preset: dict | None = None
+    """The preset applied: its name, the run that chose it, the values it set and the ones
+    the user overrode (None: no preset)."""
 
     def validate(self) -> None:
         if self.mode not in MODES:

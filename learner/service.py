@@ -16,10 +16,12 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
 import zmq
 
 from learner.checkpoint import ResumeError, checkpoint_state, restore
 from learner.config import LearnerConfig
+from learner.normstats import NormStats
 from learner.progress import Progress, progress_line
 from learner.registry import ActorInfo, ActorRegistry
 from learner.rundir import RunDir, write_json
@@ -28,6 +30,7 @@ from learner.tensorboard import ScalarLog
 from learner.updater import Updater
 from learner.validation import check_episodes, check_gradient, check_rollout
 from protocol import (
+    WORK_STATS,
     CodecError,
     Episodes,
     Gradient,
@@ -80,7 +83,11 @@ class Learner:
         if self.target is None:
             self.target = _env_threshold(config.env)
         self.rundir = RunDir(config.run_dir)
-        self.updater = Updater(self.spec, self.hp, config.seed, config.device)
+        try:
+            self.updater = Updater(self.spec, self.hp, config.seed, config.device)
+        except ValueError as exc:  # settings that do not fit this env's spaces
+            raise LearnerStartError(str(exc)) from None
+        self.norm = NormStats(self.hp, int(np.prod(self.spec.obs_shape)))
         self.stats = RunStats()
         self.registry = ActorRegistry(config.heartbeat_timeout)
         self.run_id = secrets.token_hex(8)
@@ -148,7 +155,7 @@ class Learner:
     def _resume(self) -> None:
         try:
             state = self.rundir.load_checkpoint()
-            self.stats = restore(state, self.updater, self.cfg)
+            self.stats = restore(state, self.updater, self.cfg, self.norm)
         except ResumeError as exc:
             raise LearnerStartError(str(exc)) from None
         except Exception as exc:  # unreadable file: say which and why, in one line
@@ -161,7 +168,9 @@ class Learner:
         )
 
     def save_checkpoint(self) -> None:
-        self.rundir.save_checkpoint(checkpoint_state(self.updater, self.stats, self.cfg))
+        self.norm.sync(self.updater.model)
+        state = checkpoint_state(self.updater, self.stats, self.cfg, self.norm)
+        self.rundir.save_checkpoint(state)
 
     # ---- main loop -----------------------------------------------------------------------
 
@@ -175,6 +184,7 @@ class Learner:
             self.endpoint,
             self.target,
         )
+        self._log_preset()
         progress = Progress(plain_every=self.cfg.metrics_every)
         now = time.monotonic()
         self._next_metrics = now + self.cfg.metrics_every
@@ -195,6 +205,18 @@ class Learner:
         finally:
             progress.close()
         return self._finish(reason)
+
+    def _log_preset(self) -> None:
+        preset = self.cfg.preset
+        if preset is None:
+            log.info("no preset: the hyperparameters are the defaults and your flags")
+            return
+        values = ", ".join(f"{k}={v}" for k, v in preset["applied"].items()) or "nothing"
+        log.info("preset %s sets %s", preset["name"], values)
+        if preset["overridden"]:
+            log.info("your settings override the preset's %s", ", ".join(preset["overridden"]))
+        if self.hp.lr_decay and not self.cfg.max_env_steps:
+            log.warning("lr_decay needs an env-step budget (--max-env-steps); the lr stays fixed")
 
     def _install_signal_handlers(self) -> None:
         def handler(signum, _frame):
@@ -428,7 +450,9 @@ class Learner:
         }
         self.pending.pop(info.actor_id, None)
         up = self.updater
-        welcome = Welcome(self.run_id, info.index, up.version, up.stamp, settings, up.weights)
+        welcome = Welcome(
+            self.run_id, info.index, up.version, up.stamp, settings, up.weights, self.norm.reply()
+        )
         self._send(welcome, info.identity)
 
     def _send(self, msg: Message, identity: bytes) -> int:
@@ -437,9 +461,8 @@ class Learner:
         return sent
 
     def _reply_weights(self, info: ActorInfo) -> None:
-        weights = Weights(
-            self.run_id, self.updater.version, self.updater.stamp, self.updater.weights
-        )
+        up = self.updater
+        weights = Weights(self.run_id, up.version, up.stamp, up.weights, self.norm.reply())
         if not self._send(weights, info.identity):
             self.stats.drop("reply_undeliverable", info.actor_id)
 
@@ -454,13 +477,16 @@ class Learner:
         if self.cfg.mode != "gradient":
             raise CodecError("wrong_mode", "gradient sent to a data-mode learner")
         check_gradient(msg, self.updater.num_params, self.hp)
+        moments = self.norm.check(msg.extras, msg.env_steps)
         self.stats.add_latency(msg.weights_latency)
         staleness = self._staleness(info, msg.weights_version)
         if staleness is not None:
             self._count_steps(info, msg.env_steps)
+            self.norm.merge(moments)  # what the actor saw counts, even if its gradient is late
             if staleness > self.cfg.max_staleness:
                 self.stats.drop("stale", f"{staleness} updates old from {info.actor_id}")
             else:
+                self._schedule_lr()
                 self.updater.apply_gradient(msg.grad)
                 self.stats.add_update([staleness], (math.nan, math.nan, math.nan))
         self._reply_weights(info)
@@ -468,7 +494,9 @@ class Learner:
     def _on_rollout(self, info: ActorInfo, msg: Rollout) -> None:
         if self.cfg.mode != "data":
             raise CodecError("wrong_mode", "rollout sent to a gradient-mode learner")
+        stats = {k: msg.arrays.pop(k) for k in WORK_STATS if k in msg.arrays}
         batch = check_rollout(msg, self.spec, self.hp)
+        moments = self.norm.check(stats, msg.env_steps)
         self.stats.add_latency(msg.weights_latency)
         queue = self.pending.setdefault(info.actor_id, deque())
         if len(queue) >= self.cfg.max_outstanding:
@@ -476,6 +504,7 @@ class Learner:
         if self._staleness(info, msg.weights_version) is None:
             self._reply_weights(info)
             return
+        self.norm.merge(moments)
         # numpy views into ZeroMQ frames: copy so the frames can be released now.
         batch = RolloutBatch(**{k: v.copy() for k, v in batch.arrays().items()})
         queue.append(PendingRollout(batch, msg.weights_version, msg.env_steps))
@@ -498,12 +527,20 @@ class Learner:
                 fresh.append(item.batch)
                 staleness.append(age)
         if fresh:
-            ls = self.updater.learn(fresh)
+            self.norm.sync(self.updater.model)
+            self._schedule_lr()
+            ls = self.updater.learn(fresh, self.norm.reward_factor)
             self.stats.add_update(staleness, (ls.policy_loss, ls.value_loss, ls.entropy))
         for actor_id, _ in taken:
             info = self.registry.get(actor_id)
             if info is not None:
                 self._reply_weights(info)
+
+    def _schedule_lr(self) -> None:
+        """--lr-decay: linearly from lr to 0 over the env-step budget."""
+        if self.hp.lr_decay and self.cfg.max_env_steps:
+            left = max(0.0, 1.0 - self.stats.env_steps / self.cfg.max_env_steps)
+            self.updater.set_lr(self.hp.lr * left)
 
     def _count_steps(self, info: ActorInfo | None, n: int) -> None:
         if info is not None:

@@ -33,8 +33,10 @@ class ScalarLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            log.warning("TensorBoard is not installed (pip install 'a3c-service[viz]'): "
-                        "metrics go to metrics.jsonl only")
+            log.warning(
+                "TensorBoard is not installed (pip install 'a3c-service[viz]'): "
+                "metrics go to metrics.jsonl only"
+            )
             return
         self.writer = SummaryWriter(log_dir=log_dir, flush_secs=10)
 

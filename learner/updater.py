@@ -35,13 +35,19 @@ class Updater:
         """Flat float32 weights of the current version (cached: served to every actor)."""
         return self._weights
 
+    def set_lr(self, lr: float) -> None:
+        """The step size of the next updates (a schedule's value; Adam's state is kept)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     def apply_gradient(self, flat_grad: np.ndarray) -> None:
         set_flat_grad(self.model, torch.from_numpy(np.array(flat_grad, dtype=np.float32)))
         self._step()
 
-    def learn(self, rollouts: list[RolloutBatch]) -> LossStats:
+    def learn(self, rollouts: list[RolloutBatch], reward_factor: float = 1.0) -> LossStats:
         self.optimizer.zero_grad(set_to_none=True)
-        loss, stats = rollout_loss(self.model, concat_rollouts(rollouts), self.hp, off_policy=True)
+        batch = concat_rollouts(rollouts)
+        loss, stats = rollout_loss(self.model, batch, self.hp, True, reward_factor)
         loss.backward()
         self._step()
         return stats

@@ -6,7 +6,9 @@ arrays are named, typed and shaped, and what they mean is up to the caller.
 
 from protocol.codec import CodecError, decode, encode
 from protocol.messages import (
+    NORM_STATS,
     PROTOCOL_VERSION,
+    WORK_STATS,
     Episodes,
     Gradient,
     Heartbeat,
@@ -22,7 +24,9 @@ from protocol.messages import (
 from protocol.schema import ArraySpec, check_arrays
 
 __all__ = [
+    "NORM_STATS",
     "PROTOCOL_VERSION",
+    "WORK_STATS",
     "ArraySpec",
     "CodecError",
     "Episodes",

@@ -22,7 +22,7 @@ MAX_ARRAYS = 16
 MAX_STR_LEN = 256
 MAX_LIST_LEN = 4096
 MAX_ARRAY_BYTES = 256 * 1024 * 1024
-ALLOWED_DTYPES = frozenset({"float32", "int64", "int32", "uint8", "bool"})
+ALLOWED_DTYPES = frozenset({"float32", "float64", "int64", "int32", "uint8", "bool"})
 
 
 class CodecError(ValueError):
@@ -129,8 +129,11 @@ def _decode_arrays(cls: type[Message], descs: Any, frames: Sequence[Any]) -> dic
         if expected > MAX_ARRAY_BYTES or buf.nbytes != expected:
             raise CodecError("bad_frames", f"{name}: {buf.nbytes} bytes, expected {expected}")
         arrays[name] = np.frombuffer(buf, dtype=dtype).reshape(shape)
-    if cls.ARRAYS is not None and tuple(arrays) != cls.ARRAYS:
-        raise CodecError("bad_array", f"expected arrays {list(cls.ARRAYS)}, got {list(arrays)}")
+    if cls.ARRAYS is not None:
+        names = tuple(arrays)
+        required, rest = names[: len(cls.ARRAYS)], names[len(cls.ARRAYS) :]
+        if required != cls.ARRAYS or not set(rest) <= set(cls.OPTIONAL):
+            raise CodecError("bad_array", f"expected arrays {list(cls.ARRAYS)}, got {list(arrays)}")
     return arrays
 
 
@@ -151,4 +154,7 @@ def decode(frames: Sequence[Any]) -> Message:
     arrays = _decode_arrays(cls, header["a"], frames[1:])
     if cls is Rollout:
         return Rollout(**fields, arrays=arrays)
+    if cls.OPTIONAL:
+        required = {k: arrays.pop(k) for k in cls.ARRAYS}
+        return cls(**fields, **required, extras=arrays)
     return cls(**fields, **arrays)

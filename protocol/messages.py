@@ -22,12 +22,20 @@ class Message:
     TYPE: ClassVar[str] = ""
     FIELDS: ClassVar[dict[str, type]] = {}
     ARRAYS: ClassVar[tuple[str, ...] | None] = ()
+    OPTIONAL: ClassVar[tuple[str, ...]] = ()
+    """Arrays that may follow the required ones, held in the message's `extras` map."""
 
     def header_fields(self) -> dict:
         return {name: getattr(self, name) for name in self.FIELDS}
 
     def array_items(self) -> dict[str, np.ndarray]:
         return {}
+
+
+# Normalization statistics: actors send the moments of what they saw with their work, the
+# learner sends the merged statistics with its weights (rlcore.normalize).
+WORK_STATS = ("obs_moments", "ret_moments")
+NORM_STATS = ("obs_mean", "obs_var", "ret_var")
 
 
 @dataclass
@@ -55,6 +63,7 @@ class Welcome(Message):
         "settings": dict,
     }
     ARRAYS: ClassVar[tuple[str, ...]] = ("weights",)
+    OPTIONAL: ClassVar[tuple[str, ...]] = NORM_STATS
 
     run_id: str
     actor_index: int
@@ -62,9 +71,10 @@ class Welcome(Message):
     weights_stamp: float
     settings: dict
     weights: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     def array_items(self) -> dict[str, np.ndarray]:
-        return {"weights": self.weights}
+        return {"weights": self.weights, **self.extras}
 
 
 @dataclass
@@ -75,14 +85,16 @@ class Weights(Message):
     TYPE: ClassVar[str] = "weights"
     FIELDS: ClassVar[dict[str, type]] = {"run_id": str, "version": int, "stamp": float}
     ARRAYS: ClassVar[tuple[str, ...]] = ("weights",)
+    OPTIONAL: ClassVar[tuple[str, ...]] = NORM_STATS
 
     run_id: str
     version: int
     stamp: float
     weights: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     def array_items(self) -> dict[str, np.ndarray]:
-        return {"weights": self.weights}
+        return {"weights": self.weights, **self.extras}
 
 
 @dataclass
@@ -98,6 +110,7 @@ class Gradient(Message):
         "weights_latency": float,
     }
     ARRAYS: ClassVar[tuple[str, ...]] = ("grad",)
+    OPTIONAL: ClassVar[tuple[str, ...]] = WORK_STATS
 
     run_id: str
     actor_id: str
@@ -107,9 +120,10 @@ class Gradient(Message):
     """Seconds from the update that made these weights to this actor first acting on them;
     negative when this rollout reused weights already reported."""
     grad: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     def array_items(self) -> dict[str, np.ndarray]:
-        return {"grad": self.grad}
+        return {"grad": self.grad, **self.extras}
 
 
 @dataclass

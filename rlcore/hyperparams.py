@@ -33,6 +33,19 @@ class Hyperparams:
     """V-trace importance-weight clip for the value targets (data mode)."""
     c_bar: float = 1.0
     """V-trace trace-cutting clip (data mode)."""
+    reward_clip: float = 0.0
+    """Rewards (after reward_scale) are clipped to [-reward_clip, reward_clip] in the loss;
+    0 turns clipping off. Reported returns are never clipped."""
+    normalize_obs: bool = False
+    """Observations are normalized by running mean and variance inside the network; the
+    learner merges the moments every actor saw and sends the statistics with the weights."""
+    obs_clip: float = 10.0
+    """Normalized observations are clipped to [-obs_clip, obs_clip]."""
+    normalize_reward: bool = False
+    """Rewards are divided by the running std of discounted returns in the loss (SB3's
+    VecNormalize), with the same learner-merged statistics in both modes."""
+    lr_decay: bool = False
+    """The learning rate falls linearly to 0 over the env-step budget (--max-env-steps)."""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -64,6 +77,8 @@ class Hyperparams:
             (all(0 < h <= 65536 for h in self.hidden), "hidden sizes must be in [1, 65536]"),
             (1 <= self.lstm_size <= 65536, "lstm_size must be in [1, 65536]"),
             (self.rho_bar > 0 and self.c_bar > 0, "rho_bar and c_bar must be > 0"),
+            (self.reward_clip >= 0, "reward_clip must be >= 0"),
+            (self.obs_clip > 0, "obs_clip must be > 0"),
         ]
         for ok, message in checks:
             if not ok:

@@ -42,10 +42,16 @@ def a3c_loss(
 
 
 def rollout_loss(
-    model: ActorCritic, rollout: RolloutBatch, hp: Hyperparams, off_policy: bool
+    model: ActorCritic,
+    rollout: RolloutBatch,
+    hp: Hyperparams,
+    off_policy: bool,
+    reward_factor: float = 1.0,
 ) -> tuple[torch.Tensor, LossStats]:
     """The loss of `model` on `rollout`: n-step returns when on-policy, V-trace when not.
 
+    Rewards enter as `reward * reward_scale * reward_factor` (the factor: 1 / std of the
+    running discounted returns with normalize_reward), clipped to +-reward_clip when set.
     A recurrent model is unrolled from the rollout's stored core state.
     """
     T, E = rollout.rewards.shape
@@ -62,7 +68,7 @@ def rollout_loss(
     with torch.no_grad():
         extra_values = _extra_values(model, rollout, states, tensor)
     next_values = _next_values(values.detach(), extra_values, rollout, E)
-    rewards = tensor(rollout.rewards) * hp.reward_scale
+    rewards = loss_rewards(tensor(rollout.rewards), hp, reward_factor)
     terminated = tensor(rollout.terminated)
     truncated = tensor(rollout.truncated)
     logp = model.dist.log_prob(params, tensor(rollout.actions))
@@ -92,6 +98,14 @@ def rollout_loss(
         hp.entropy_coef,
         hp.value_coef,
     )
+
+
+def loss_rewards(rewards: torch.Tensor, hp: Hyperparams, factor: float = 1.0) -> torch.Tensor:
+    """The rewards the loss sees: scaled, then clipped when reward_clip is set."""
+    rewards = rewards * (hp.reward_scale * factor)
+    if hp.reward_clip > 0:
+        rewards = rewards.clamp(-hp.reward_clip, hp.reward_clip)
+    return rewards
 
 
 def _extra_values(model: ActorCritic, rollout: RolloutBatch, states, tensor) -> torch.Tensor:

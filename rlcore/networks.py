@@ -61,11 +61,27 @@ class ActorCritic(nn.Module):
     """
 
     def __init__(
-        self, spec: EnvSpec, hidden: tuple[int, ...], recurrent: bool = False, lstm_size: int = 128
+        self,
+        spec: EnvSpec,
+        hidden: tuple[int, ...],
+        recurrent: bool = False,
+        lstm_size: int = 128,
+        normalize_obs: bool = False,
+        obs_clip: float = 10.0,
     ):
         super().__init__()
         self.dist = distribution(spec.discrete)
         self.obs_scale = spec.obs_scale
+        self.normalize_obs = normalize_obs
+        self.obs_clip = obs_clip
+        if normalize_obs:
+            if spec.is_image:
+                raise ValueError("normalize_obs is for vector observations, not images")
+            # Buffers, not parameters: no gradient, never in the flat weights; they travel
+            # with the weights as statistics and are saved in the checkpoint's state dict.
+            size = int(np.prod(spec.obs_shape))
+            self.register_buffer("obs_mean", torch.zeros(size))
+            self.register_buffer("obs_var", torch.ones(size))
         self.recurrent = recurrent
         self.lstm_size = lstm_size
         out = spec.num_actions if spec.discrete else spec.action_dim
@@ -99,10 +115,19 @@ class ActorCritic(nn.Module):
         zeros = torch.zeros(batch, self.lstm_size, device=device)
         return (zeros, zeros.clone())
 
+    def set_obs_stats(self, mean: np.ndarray, var: np.ndarray) -> None:
+        """Adopt the learner's running observation statistics."""
+        with torch.no_grad():
+            self.obs_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+            self.obs_var.copy_(torch.as_tensor(var, dtype=torch.float32))
+
     def _encode(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs.float()
         if self.obs_scale != 1.0:
             x = x * self.obs_scale
+        if self.normalize_obs:
+            x = (x - self.obs_mean) * torch.rsqrt(self.obs_var + 1e-8)
+            x = x.clamp(-self.obs_clip, self.obs_clip)
         return x if self.separate else self.encoder(x)
 
     def _policy(self, x: torch.Tensor) -> torch.Tensor:
@@ -168,7 +193,7 @@ def _reset(state: tuple, first: torch.Tensor | None) -> tuple:
 def build_network(spec: EnvSpec, hp: Hyperparams, seed: int | None = None) -> ActorCritic:
     if seed is not None:
         torch.manual_seed(seed)
-    return ActorCritic(spec, hp.hidden, hp.recurrent, hp.lstm_size)
+    return ActorCritic(spec, hp.hidden, hp.recurrent, hp.lstm_size, hp.normalize_obs, hp.obs_clip)
 
 
 def num_params(model: nn.Module) -> int:

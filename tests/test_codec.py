@@ -108,7 +108,7 @@ def gradient_frames(desc, payload):
 @pytest.mark.parametrize(
     ("desc", "payload", "reason"),
     [
-        (["grad", "float64", [4]], np.zeros(4).tobytes(), "bad_dtype"),
+        (["grad", "complex64", [4]], np.zeros(4, np.complex64).tobytes(), "bad_dtype"),
         (["grad", "object", [4]], b"x" * 32, "bad_dtype"),
         (["grad", "float32", [5]], np.zeros(4, np.float32).tobytes(), "bad_frames"),
         (["grad", "float32", [-1]], b"", "bad_shape"),
@@ -178,3 +178,22 @@ def test_any_bytes_decode_or_raise_codec_error(frames):
 def test_any_msgpack_map_decodes_or_raises_codec_error(obj):
     with contextlib.suppress(CodecError):
         decode([msgpack.packb(obj)])
+
+
+def test_optional_arrays_round_trip_and_unknown_ones_are_rejected():
+    from protocol import NORM_STATS, WORK_STATS
+
+    moments = {WORK_STATS[0]: np.arange(9, dtype=np.float64), WORK_STATS[1]: np.ones(3)}
+    grad = Gradient("r", "a", 0, 160, 0.0, np.zeros(4, np.float32), moments)
+    back = decode(encode(grad))
+    assert set(back.extras) == set(WORK_STATS)
+    assert np.array_equal(back.extras[WORK_STATS[0]], moments[WORK_STATS[0]])
+    stats = {name: np.ones(3, np.float32) for name in NORM_STATS}
+    reply = decode(encode(Weights("r", 1, 0.0, np.zeros(4, np.float32), stats)))
+    assert set(reply.extras) == set(NORM_STATS) and reply.weights.size == 4
+    plain = decode(encode(Weights("r", 1, 0.0, np.zeros(4, np.float32))))
+    assert plain.extras == {}
+    forged = Gradient("r", "a", 0, 160, 0.0, np.zeros(4, np.float32), {"obs_mean": np.ones(2)})
+    with pytest.raises(CodecError) as err:
+        decode(encode(forged))  # a learner's statistics are not an actor's to send
+    assert err.value.reason == "bad_array"

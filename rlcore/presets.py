@@ -1,0 +1,112 @@
+"""Per-env settings applied when a user names an env (rl-zoo's habit), from presets.json.
+
+A preset matches an env by exact id first, then by id pattern (`ALE/*`), then by the
+module its gymnasium entry point lives in (a family: every MuJoCo env, every Box2D env).
+Its settings are hyperparameter values; whatever the user sets explicitly wins.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass, field, fields
+from functools import cache
+from pathlib import Path
+
+from rlcore.hyperparams import Hyperparams
+
+PRESETS_FILE = Path(__file__).with_name("presets.json")
+NONE = "none"
+
+
+class PresetError(ValueError):
+    """An unknown preset name, or a presets file that does not fit the hyperparameters."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    settings: dict
+    """Hyperparameter values by field name (JSON types: lists for tuples)."""
+    chosen_by: str = ""
+    """Which tuning run chose these values (a results file and its row)."""
+    ids: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    entry_points: tuple[str, ...] = ()
+    note: str = field(default="", compare=False)
+
+
+def _load(path: Path) -> list[Preset]:
+    data = json.loads(path.read_text())
+    known = {f.name for f in fields(Hyperparams)}
+    presets = []
+    for entry in data["presets"]:
+        unknown = set(entry["settings"]) - known
+        if unknown:
+            raise PresetError(f"preset {entry['name']!r}: unknown settings {sorted(unknown)}")
+        presets.append(
+            Preset(
+                name=entry["name"],
+                settings=dict(entry["settings"]),
+                chosen_by=entry.get("chosen_by", ""),
+                ids=tuple(entry.get("ids", ())),
+                patterns=tuple(entry.get("patterns", ())),
+                entry_points=tuple(entry.get("entry_points", ())),
+                note=entry.get("note", ""),
+            )
+        )
+    names = [p.name for p in presets]
+    if len(set(names)) != len(names) or NONE in names:
+        raise PresetError("preset names must be unique and not 'none'")
+    return presets
+
+
+@cache
+def all_presets() -> tuple[Preset, ...]:
+    return tuple(_load(PRESETS_FILE))
+
+
+def by_name(name: str) -> Preset:
+    for preset in all_presets():
+        if preset.name == name:
+            return preset
+    known = ", ".join(p.name for p in all_presets())
+    raise PresetError(f"unknown preset {name!r}; known: {known}, or none")
+
+
+def for_env(env_id: str) -> Preset | None:
+    """The most specific preset for `env_id`: exact id, then pattern, then family."""
+    presets = all_presets()
+    for preset in presets:
+        if env_id in preset.ids:
+            return preset
+    for preset in presets:
+        if any(fnmatch.fnmatchcase(env_id, p) for p in preset.patterns):
+            return preset
+    entry = _entry_point(env_id)
+    for preset in presets:
+        if entry and any(entry.startswith(m) for m in preset.entry_points):
+            return preset
+    return None
+
+
+def resolve(name: str | None, env_id: str) -> Preset | None:
+    """--preset: None picks by env id, 'none' turns presets off, any other is a name."""
+    if name is None or name == "":
+        return for_env(env_id)
+    if name == NONE:
+        return None
+    return by_name(name)
+
+
+def _entry_point(env_id: str) -> str:
+    import gymnasium as gym
+
+    from rlcore.wrappers import register_families
+
+    try:
+        register_families(env_id)
+        entry = gym.spec(env_id).entry_point
+    except Exception:  # an unknown id has no family; the learner reports it later
+        return ""
+    return entry if isinstance(entry, str) else f"{entry.__module__}:{entry.__qualname__}"
