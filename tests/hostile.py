@@ -77,6 +77,40 @@ class HostileClient:
         frames = encode(Gradient(**fields, grad=np.zeros(n, np.float32)))
         self.send(frames[0], bytes(frames[1])[:-4])  # frame shorter than its shape says
 
+    def bad_moments(self) -> int:
+        """Well-formed gradients whose normalization moments are wrong in one way each (for a
+        learner with normalize_obs and normalize_reward). Returns how many were sent."""
+        w = self.welcome
+        dim = w.settings["env_spec"]["obs_shape"][0]
+        hp = w.settings["hyperparams"]
+        steps = hp["rollout_len"] * hp["num_envs"]
+        fields = (w.run_id, "intruder", w.weights_version, steps, 0.0)
+
+        def good():
+            obs = np.concatenate([[steps], np.zeros(dim), np.ones(dim)])
+            return {"obs_moments": obs, "ret_moments": np.array([steps, 0.0, 1.0])}
+
+        cases = []
+        for key, index, value in (
+            ("obs_moments", 1, np.nan),  # not finite
+            ("obs_moments", 0, steps + 1),  # counts more values than the message has steps
+            ("obs_moments", -1, -5.0),  # negative sum of squares
+            ("ret_moments", 1, 1e30),  # an absurd mean
+        ):
+            m = good()
+            m[key][index] = value
+            cases.append(m)
+        m = good()
+        m["obs_moments"] = m["obs_moments"][:-1]  # wrong size
+        cases.append(m)
+        m = good()
+        del m["ret_moments"]  # missing
+        cases.append(m)
+        for m in cases:
+            grad = np.zeros(w.weights.size, np.float32)
+            self.send(*encode(Gradient(*fields, grad, m)))
+        return len(cases)
+
     def bad_rollouts(self) -> None:
         w = self.welcome
         T = w.settings["hyperparams"]["rollout_len"]

@@ -1,0 +1,100 @@
+"""Presets: matched by id, pattern and family; applied when the user names an env; every
+flag and A3C_* variable overrides them; --preset picks one by name or turns them off."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import fields
+
+import pytest
+
+from a3c.cli import HP_OPTIONS
+from rlcore.hyperparams import Hyperparams
+from rlcore.presets import PresetError, all_presets, by_name, for_env, resolve
+from tests.helpers import ENV, free_port, run_a3c
+
+
+@pytest.mark.parametrize(
+    ("env_id", "name"),
+    [
+        ("Pendulum-v1", "pendulum"),  # its own entry beats its family's
+        ("MountainCar-v0", "classic-control"),  # a family member with no entry of its own
+        ("LunarLander-v3", "box2d"),
+        ("BipedalWalker-v3", "box2d"),
+        ("HalfCheetah-v5", "mujoco"),
+        ("Hopper-v5", "mujoco"),
+        ("ALE/Pong-v5", "atari"),
+        ("ALE/Breakout-v5", "atari"),
+        ("MinAtar/Breakout-v1", "minatar"),
+        ("MinAtar/SpaceInvaders-v1", "minatar"),
+    ],
+)
+def test_presets_match_by_id_pattern_and_family(env_id, name):
+    assert for_env(env_id).name == name
+
+
+def test_unknown_envs_have_no_preset_and_names_are_checked():
+    assert for_env("NoSuchEnv-v9") is None
+    assert resolve("none", "Pendulum-v1") is None
+    assert resolve(None, "Pendulum-v1").name == "pendulum"
+    assert resolve("atari", "Pendulum-v1").name == "atari"
+    with pytest.raises(PresetError, match="unknown preset"):
+        by_name("nope")
+
+
+def test_every_preset_is_valid_hyperparameters_and_says_what_chose_it():
+    known = {f.name for f in fields(Hyperparams)}
+    for preset in all_presets():
+        assert set(preset.settings) <= known, preset.name
+        Hyperparams.from_dict(preset.settings).validate()
+        if preset.settings:
+            assert preset.chosen_by, f"{preset.name}: which run chose these values?"
+    assert set(HP_OPTIONS) <= known
+
+
+def learner_config(tmp_path, name, *args, env=None):
+    run_dir = tmp_path / name
+    cmd = [sys.executable, "-m", "a3c", "learner", "--mode", "data", "--bind",
+           f"tcp://127.0.0.1:{free_port()}", "--run-dir", str(run_dir), "--max-seconds", "0.3",
+           "--no-tensorboard", *args]  # fmt: skip
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, env={**ENV, **(env or {})}
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads((run_dir / "config.json").read_text()), done.stderr
+
+
+def test_a_preset_is_applied_and_flags_and_variables_override_it(tmp_path):
+    preset = for_env("Pendulum-v1")
+    name, value = next(iter(preset.settings.items()))
+    assert value != getattr(Hyperparams(), name)  # else this test could not tell
+    flag = "--" + name.replace("_", "-")
+
+    config, log = learner_config(tmp_path, "plain", "--env", "Pendulum-v1")
+    assert config["preset"]["name"] == "pendulum" and config["preset"]["overridden"] == []
+    for key, v in preset.settings.items():
+        assert config["hp"][key] == v, key
+    assert "preset pendulum sets" in log  # the learner says what it applied
+
+    mine = 0.5 if isinstance(value, float) else value + 1
+    config, log = learner_config(tmp_path, "flag", "--env", "Pendulum-v1", flag, str(mine))
+    assert config["hp"][name] == mine and config["preset"]["overridden"] == [name]
+    assert "override" in log
+
+    variable = {"A3C_" + name.upper(): str(mine)}
+    config, _ = learner_config(tmp_path, "var", "--env", "Pendulum-v1", env=variable)
+    assert config["hp"][name] == mine and config["preset"]["overridden"] == [name]
+
+    config, _ = learner_config(tmp_path, "none", "--env", "Pendulum-v1", "--preset", "none")
+    assert config["preset"] is None and config["hp"][name] == getattr(Hyperparams(), name)
+
+    config, _ = learner_config(tmp_path, "named", "--env", "Pendulum-v1", "--preset", "atari")
+    assert config["preset"]["name"] == "atari" and config["hp"]["reward_clip"] == 1.0
+
+
+def test_an_unknown_preset_is_a_one_line_error(tmp_path):
+    done = run_a3c("learner", "--mode", "data", "--preset", "nope", "--run-dir", tmp_path / "r")
+    assert done.returncode != 0 and "unknown preset" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert os.path.exists(tmp_path) and not (tmp_path / "r" / "checkpoint.pt").exists()
