@@ -269,7 +269,13 @@ def _apply_preset(kw: dict) -> tuple[dict, dict | None]:
     return values, record
 
 
-def _config(bind: str, keys_dir: str | None = None, max_message_bytes: int | None = None, **kw):
+def _config(
+    bind: str,
+    keys_dir: str | None = None,
+    max_message_bytes: int | None = None,
+    authorized_dir: str | None = None,
+    **kw,
+):
     from learner.config import LearnerConfig
 
     values, preset = _apply_preset(kw)
@@ -299,6 +305,7 @@ def _config(bind: str, keys_dir: str | None = None, max_message_bytes: int | Non
         device=kw["device"],
         resume=kw["resume"],
         keys_dir=keys_dir,
+        authorized_dir=authorized_dir,
         max_message_bytes=max_message_bytes or 64 * 1024 * 1024,
         preset=preset,
     )
@@ -353,6 +360,13 @@ def main():
     help="CURVE keys (a3c keygen): encrypt, and accept only the authorized actors.",
 )
 @option(
+    "--authorized-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Public keys of the actors to accept [default: KEYS_DIR/authorized]; re-read when "
+    "it changes.",
+)
+@option(
     "--max-message-bytes",
     type=click.IntRange(min=4096),
     default=64 * 1024 * 1024,
@@ -360,12 +374,13 @@ def main():
     help="A peer that sends a larger message is disconnected.",
 )
 @one_line_errors
-def learner(bind, keys_dir, max_message_bytes, verbose, **kw):
+def learner(bind, keys_dir, authorized_dir, max_message_bytes, verbose, **kw):
     """Run the learner; actors connect to its --bind address."""
     from learner.service import Learner
 
     setup_logging(verbose)
-    _print_summary(Learner(_config(bind, keys_dir, max_message_bytes, **kw)).run())
+    config = _config(bind, keys_dir, max_message_bytes, authorized_dir, **kw)
+    _print_summary(Learner(config).run())
 
 
 @main.command()

@@ -116,7 +116,9 @@ class Actor:
         self._install_signal_handlers()
         try:
             while not self.signalled:
-                answer = self.link.handshake(lambda: self.signalled is not None)
+                # Actors that outlive runs knock rarely while no learner is up.
+                max_wait = RUN_WAIT_MAX if self.after_stop == "wait" else 10.0
+                answer = self.link.handshake(lambda: self.signalled is not None, 1.0, max_wait)
                 if answer is None:
                     break
                 if isinstance(answer, Stop):  # a learner whose run is already over

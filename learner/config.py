@@ -44,6 +44,8 @@ class LearnerConfig:
     device: str = "cpu"
     """Where the learner's model lives (data mode computes the loss there)."""
     keys_dir: str | None = None
+    authorized_dir: str | None = None
+    """The authorized actors' public keys [default: KEYS_DIR/authorized]."""
     """CURVE: encrypt all traffic and accept only actors whose keys are authorized here."""
     max_message_bytes: int = 64 * 1024 * 1024
     """libzmq cuts off a peer that sends a larger message."""

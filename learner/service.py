@@ -126,7 +126,8 @@ class Learner:
         if self.cfg.keys_dir is None:
             return None
         try:
-            return Guard(self.ctx, load_server_keys(self.cfg.keys_dir))
+            keys = load_server_keys(self.cfg.keys_dir, self.cfg.authorized_dir)
+            return Guard(self.ctx, keys)
         except KeysError as exc:
             self.ctx.term()
             raise LearnerStartError(str(exc)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -24,6 +25,8 @@ class Updater:
         self.hp = hp
         self.model = build_network(spec, hp, seed=seed).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hp.lr)
+        self.lr = hp.lr
+        """The scheduled learning rate (before data mode's batch scaling)."""
         self.version = 0
         self.stamp = time.time()
         """Wall-clock time of the update that made the current weights."""
@@ -37,14 +40,20 @@ class Updater:
 
     def set_lr(self, lr: float) -> None:
         """The step size of the next updates (a schedule's value; Adam's state is kept)."""
+        self.lr = lr
+        self._use_lr(lr)
+
+    def _use_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
     def apply_gradient(self, flat_grad: np.ndarray) -> None:
         set_flat_grad(self.model, torch.from_numpy(np.array(flat_grad, dtype=np.float32)))
+        self._use_lr(self.lr)
         self._step()
 
     def learn(self, rollouts: list[RolloutBatch], reward_factor: float = 1.0) -> LossStats:
+        self._use_lr(self.lr * min(math.sqrt(len(rollouts)), self.hp.batch_lr_scale))
         self.optimizer.zero_grad(set_to_none=True)
         batch = concat_rollouts(rollouts)
         loss, stats = rollout_loss(self.model, batch, self.hp, True, reward_factor)

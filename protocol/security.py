@@ -77,10 +77,10 @@ def _load_pair(path: Path) -> tuple[bytes, bytes]:
     return public, secret
 
 
-def load_server_keys(keys_dir: str | Path) -> ServerKeys:
+def load_server_keys(keys_dir: str | Path, authorized_dir: str | Path | None = None) -> ServerKeys:
     keys_dir = Path(keys_dir)
     public, secret = _load_pair(keys_dir / "learner.key_secret")
-    authorized = keys_dir / "authorized"
+    authorized = Path(authorized_dir) if authorized_dir else keys_dir / "authorized"
     if not authorized.is_dir():
         raise KeysError(f"{authorized} is missing: it holds the actors' public keys")
     return ServerKeys(public, secret, authorized)

@@ -46,6 +46,11 @@ class Hyperparams:
     VecNormalize), with the same learner-merged statistics in both modes."""
     lr_decay: bool = False
     """The learning rate falls linearly to 0 over the env-step budget (--max-env-steps)."""
+    batch_lr_scale: float = 4.0
+    """Data mode: an update learned from k rollouts at once steps with lr * sqrt(k), at most
+    lr * batch_lr_scale (1 turns it off). Adam's step does not grow with the batch, so without
+    it data mode moves its weights less per env step than gradient mode, which makes one
+    update per rollout (the square-root rule for adaptive optimizers)."""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -79,6 +84,7 @@ class Hyperparams:
             (self.rho_bar > 0 and self.c_bar > 0, "rho_bar and c_bar must be > 0"),
             (self.reward_clip >= 0, "reward_clip must be >= 0"),
             (self.obs_clip > 0, "obs_clip must be > 0"),
+            (self.batch_lr_scale >= 1, "batch_lr_scale must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:

@@ -1,0 +1,118 @@
+"""Choose presets by measurement: each candidate setting of a task, in both modes, over
+seeds, with presets off and the candidate's flags alone; ranked by env steps to the task's
+target (a run that misses counts its whole budget), ties by the best mean return.
+
+    python benchmarks/tune.py --task Acrobot-v1 --seeds 2
+    python benchmarks/tune.py --task MinAtar/Breakout-v1 --jobs 4 --max-seconds 600
+
+Writes benchmarks/results/tune_<task>.json; rlcore/presets.json names the file and the
+candidate that chose each entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from concurrent.futures import ThreadPoolExecutor
+
+from benchmarks.common import RESULTS, print_machine, write_json
+from benchmarks.tasks import TASKS, train
+
+PENDULUM = "--gamma 0.9 --entropy-coef 0"
+NORM = "--normalize-obs --normalize-reward"
+# Candidate flags per task (presets off); each name is what the results file records.
+CANDIDATES: dict[str, dict[str, str]] = {
+    "CartPole-v1": {"defaults": ""},
+    "Acrobot-v1": {
+        "defaults": "",
+        "norm-obs": "--normalize-obs",
+        "norm-obs-ent0": "--normalize-obs --entropy-coef 0",
+        "norm-both-ent0": f"{NORM} --entropy-coef 0",
+        "norm-both-ent0-T10": f"{NORM} --entropy-coef 0 --rollout-len 10",
+        "norm-both-ent0-T5": f"{NORM} --entropy-coef 0 --rollout-len 5",
+        "norm-both-ent0-T10-lr2e-3": f"{NORM} --entropy-coef 0 --rollout-len 10 --lr 2e-3",
+    },
+    "Pendulum-v1": {
+        "scale0.1": f"{PENDULUM} --reward-scale 0.1",
+        "scale0.1-lr2e-3": f"{PENDULUM} --reward-scale 0.1 --lr 2e-3",
+        "norm-reward": f"{PENDULUM} --normalize-reward",
+        "norm-both": f"{PENDULUM} {NORM}",
+        "norm-both-lr2e-3": f"{PENDULUM} {NORM} --lr 2e-3",
+        "norm-reward-T10": f"{PENDULUM} --normalize-reward --rollout-len 10",
+        "norm-reward-envs8": f"{PENDULUM} --normalize-reward --num-envs 8",
+    },
+    "LunarLander-v3": {
+        "defaults": "",
+        "g995-ent1e-5": "--gamma 0.995 --entropy-coef 1e-5",
+        "g995-norm-obs": "--gamma 0.995 --entropy-coef 1e-5 --normalize-obs",
+        "g995-norm-both": f"--gamma 0.995 --entropy-coef 1e-5 {NORM}",
+        "g995-norm-both-lr2e-3": f"--gamma 0.995 --entropy-coef 1e-5 {NORM} --lr 2e-3",
+    },
+    "InvertedPendulum-v5": {"defaults": "", "norm-both": NORM},
+    "HalfCheetah-v5": {
+        "norm-both": NORM,
+        "norm-both-lr3e-4": f"{NORM} --lr 3e-4",
+        "norm-both-256": f"{NORM} --hidden 256,256",
+    },
+    "MinAtar/Breakout-v1": {
+        "defaults": "",
+        "lr2e-3": "--lr 2e-3",
+        "lr2e-3-envs8": "--lr 2e-3 --num-envs 8",
+    },
+}
+
+
+def score(runs: list[dict], budget: int) -> tuple[float, float]:
+    steps = [r["env_steps"] if r.get("solved") else budget for r in runs]
+    best = [r.get("best_return") or float("-inf") for r in runs]
+    return statistics.median(steps), -statistics.median(best)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", required=True, choices=list(CANDIDATES))
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--modes", default="gradient,data")
+    parser.add_argument("--only", default=None, help="comma-separated candidate names")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
+    parser.add_argument("--max-seconds", type=float, default=None, help="wall cap per run")
+    args = parser.parse_args()
+    task = TASKS[args.task]
+    machine = print_machine()
+    names = args.only.split(",") if args.only else list(CANDIDATES[args.task])
+    jobs = [(n, m, s) for n in names for m in args.modes.split(",") for s in range(args.seeds)]
+
+    def one(job):
+        name, mode, seed = job
+        flags = ("--preset", "none", *CANDIDATES[args.task][name].split())
+        result = train(task, mode, seed, flags, max_seconds=args.max_seconds)
+        print(name, mode, seed, {k: v for k, v in result.items() if k != "curve"}, flush=True)
+        return job, result
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(one, jobs))
+    # Candidates tuned in earlier invocations stay in the file; those run now replace theirs.
+    path = RESULTS / f"tune_{args.task.replace('/', '-')}.json"
+    table = json.loads(path.read_text())["candidates"] if path.exists() else {}
+    for name in names:
+        table[name] = {"flags": CANDIDATES[args.task][name], "runs": {}, "machine": machine}
+    for (name, mode, seed), result in results:
+        table[name]["runs"].setdefault(mode, []).append({"seed": seed, **result})
+    for entry in table.values():
+        entry["score"] = {m: score(runs, task.budget) for m, runs in entry["runs"].items()}
+        entry["worst_mode_steps"] = max(s[0] for s in entry["score"].values())
+
+    def rank(name):
+        return table[name]["worst_mode_steps"], min(s[1] for s in table[name]["score"].values())
+
+    ranking = sorted(table, key=rank)
+    print("ranking (median env steps to target, worse mode first):")
+    for name in ranking:
+        print(f"  {name}: {table[name]['worst_mode_steps']:,.0f} {table[name]['score']}")
+    out = {"task": task.__dict__, "ranking": ranking, "candidates": table}
+    write_json(path.name, out)
+
+
+if __name__ == "__main__":
+    main()
