@@ -176,6 +176,13 @@ LEARNER_OPTIONS = [
         help="An LSTM core: the policy remembers within an episode.",
     ),
     option(
+        "--log-std-init",
+        type=float,
+        default=DEFAULTS.log_std_init,
+        show_default=True,
+        help="Continuous actions: initial log std of the Gaussian policy.",
+    ),
+    option(
         "--lstm-size",
         type=click.IntRange(1, 65536),
         default=DEFAULTS.lstm_size,
@@ -232,7 +239,7 @@ def learner_options(fn):
 
 HP_OPTIONS = ("lr", "rollout_len", "num_envs", "gamma", "reward_scale", "entropy_coef",
               "value_coef", "max_grad_norm", "hidden", "recurrent", "lstm_size", "reward_clip",
-              "normalize_obs", "normalize_reward", "lr_decay")  # fmt: skip
+              "normalize_obs", "normalize_reward", "lr_decay", "log_std_init")  # fmt: skip
 
 
 def _apply_preset(kw: dict) -> tuple[dict, dict | None]:

@@ -29,6 +29,8 @@ class Hyperparams:
     recurrent: bool = False
     """An LSTM core after the encoder; its state is carried across rollouts."""
     lstm_size: int = 128
+    log_std_init: float = 0.0
+    """Continuous actions: the Gaussian's initial log standard deviation (learned after)."""
     rho_bar: float = 1.0
     """V-trace importance-weight clip for the value targets (data mode)."""
     c_bar: float = 1.0

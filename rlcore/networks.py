@@ -68,6 +68,7 @@ class ActorCritic(nn.Module):
         lstm_size: int = 128,
         normalize_obs: bool = False,
         obs_clip: float = 10.0,
+        log_std_init: float = 0.0,
     ):
         super().__init__()
         self.dist = distribution(spec.discrete)
@@ -105,7 +106,7 @@ class ActorCritic(nn.Module):
             self.value_head = _init(nn.Linear(features, 1), 1.0)
         self.gaussian = not spec.discrete
         if self.gaussian:
-            self.log_std = nn.Parameter(torch.zeros(out))
+            self.log_std = nn.Parameter(torch.full((out,), float(log_std_init)))
 
     def initial_state(self, batch: int) -> tuple[torch.Tensor, ...]:
         """The core state of `batch` new episodes (empty without a core)."""
