@@ -353,6 +353,7 @@ class Learner:
             "mode": self.cfg.mode,
             "env": self.cfg.env_id,
             "recurrent": self.hp.recurrent,
+            "preset": self.cfg.preset["name"] if self.cfg.preset else None,
             "wall_seconds": round(s.wall_seconds, 1),
             "env_steps": s.env_steps,
             "episodes": s.episodes,

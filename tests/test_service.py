@@ -188,7 +188,7 @@ def test_sigterm_stops_learner_and_actors_cleanly_and_resume_continues(tmp_path)
     )
     actor = start_actors(address)
     try:
-        assert wait(learner, 60) == 0 and wait(actor, 30) == 0
+        assert wait(learner, 180) == 0 and wait(actor, 30) == 0
     finally:
         kill_all(learner, actor)
     second = summary(run_dir)
