@@ -20,26 +20,13 @@ import torch
 
 from actor.collector import Collector
 from actor.connection import LearnerLink
-from protocol import (
-    NORM_STATS,
-    WORK_STATS,
-    ArraySpec,
-    CodecError,
-    Episodes,
-    Gradient,
-    Heartbeat,
-    Rollout,
-    Stop,
-    Weights,
-    Welcome,
-    check_arrays,
-)
+from actor.normstats import ActorNorm
+from protocol import CodecError, Episodes, Gradient, Heartbeat, Rollout, Stop, Weights, Welcome
 from protocol.security import ClientKeys, load_client_keys
 from rlcore.envs import EnvConfig, EnvSpec, VectorEnv
 from rlcore.hyperparams import Hyperparams
 from rlcore.losses import rollout_loss
 from rlcore.networks import build_network, get_flat_grad, set_flat_params
-from rlcore.normalize import Moments, discounted_returns, factor_from_var
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +177,7 @@ class Actor:
         if self.envs.spec != settings.spec:
             raise ValueError(f"this host builds {self.envs.spec}, the learner {settings.spec}")
         self.envs.reset()
-        self.running_returns = np.zeros(hp.num_envs)
-        self.reward_factor = 1.0
+        self.norm = ActorNorm(hp, int(np.prod(settings.spec.obs_shape)), hp.num_envs)
         generator = torch.Generator().manual_seed(int(torch_seed))
         lstm_size = hp.lstm_size if hp.recurrent else 0
         self.collector = Collector(self.envs, hp.rollout_len, generator, lstm_size)
@@ -207,44 +193,15 @@ class Actor:
         self, version: int, stamp: float, weights: np.ndarray, stats: dict[str, np.ndarray]
     ) -> None:
         try:
-            self._check_stats(stats)
+            self.norm.check(stats)
         except CodecError as exc:  # keep acting on what we had; the next reply may be good
             log.warning("ignored weights with bad statistics from the learner: %s", exc)
             return
         set_flat_params(self.model, weights)
-        hp = self.settings.hp
-        if hp.normalize_obs:
-            self.model.set_obs_stats(stats[NORM_STATS[0]], stats[NORM_STATS[1]])
-        if hp.normalize_reward:
-            self.reward_factor = factor_from_var(float(stats[NORM_STATS[2]][0]))
+        self.norm.adopt(self.model, stats)
         if version != self.version or self.latency_reported:
             self.weights_stamp, self.latency_reported = stamp, False
         self.version = version
-
-    def _check_stats(self, stats: dict[str, np.ndarray]) -> None:
-        """The learner's statistics: exactly those this run uses, of the right shapes."""
-        hp, size = self.settings.hp, int(np.prod(self.settings.spec.obs_shape))
-        specs = {}
-        if hp.normalize_obs:
-            specs[NORM_STATS[0]] = specs[NORM_STATS[1]] = ArraySpec("float32", (size,))
-        if hp.normalize_reward:
-            specs[NORM_STATS[2]] = ArraySpec("float32", (1,))
-        check_arrays(stats, specs)
-        for name in NORM_STATS[1:]:
-            if name in stats and (stats[name] < 0).any():
-                raise CodecError("bad_value", f"{name} below 0")
-
-    def _work_stats(self, rollout) -> dict[str, np.ndarray]:
-        """Moments of what this rollout saw, for the learner to merge."""
-        hp, stats = self.settings.hp, {}
-        if hp.normalize_obs:
-            obs = rollout.obs.reshape(rollout.obs.shape[0] * rollout.obs.shape[1], -1)
-            stats[WORK_STATS[0]] = Moments.of(obs).pack()
-        if hp.normalize_reward:
-            done = rollout.terminated | rollout.truncated
-            returns = discounted_returns(self.running_returns, rollout.rewards, done, hp.gamma)
-            stats[WORK_STATS[1]] = Moments.of(returns.reshape(-1, 1)).pack()
-        return stats
 
     def _weights_latency(self) -> float:
         """Seconds from the learner's update to now, once per new weights version."""
@@ -266,10 +223,10 @@ class Actor:
 
     def _send_work(self, rollout, latency: float) -> None:
         s = self.settings
-        stats = self._work_stats(rollout)
+        stats = self.norm.work_stats(rollout)
         if s.mode == "gradient":
             self.model.zero_grad(set_to_none=True)
-            loss, _ = rollout_loss(self.model, rollout, s.hp, False, self.reward_factor)
+            loss, _ = rollout_loss(self.model, rollout, s.hp, False, self.norm.reward_factor)
             loss.backward()
             msg = Gradient(
                 self.run_id,
