@@ -41,6 +41,8 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "norm-both-lr2e-3": f"{PENDULUM} {NORM} --lr 2e-3",
         "norm-reward-T10": f"{PENDULUM} --normalize-reward --rollout-len 10",
         "norm-reward-envs8": f"{PENDULUM} --normalize-reward --num-envs 8",
+        "norm-reward-std-1": f"{PENDULUM} --normalize-reward --log-std-init -1",
+        "norm-reward-std-1-T10": f"{PENDULUM} --normalize-reward --log-std-init -1 --rollout-len 10",  # noqa: E501
     },
     "LunarLander-v3": {
         "defaults": "",
