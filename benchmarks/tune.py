@@ -42,6 +42,8 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "norm-reward-T10": f"{PENDULUM} --normalize-reward --rollout-len 10",
         "norm-reward-envs8": f"{PENDULUM} --normalize-reward --num-envs 8",
         "norm-reward-std-1": f"{PENDULUM} --normalize-reward --log-std-init -1",
+        "norm-reward-decay": f"{PENDULUM} --normalize-reward --lr-decay",
+        "norm-reward-decay-T10": f"{PENDULUM} --normalize-reward --lr-decay --rollout-len 10",
         "norm-reward-std-1-T10": f"{PENDULUM} --normalize-reward --log-std-init -1 --rollout-len 10",  # noqa: E501
     },
     "LunarLander-v3": {
@@ -52,12 +54,19 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "g995-norm-both-lr2e-3": f"--gamma 0.995 --entropy-coef 1e-5 {NORM} --lr 2e-3",
         "lr2e-3": "--lr 2e-3",
         "T10": "--rollout-len 10",
+        "T5": "--rollout-len 5",
         "T10-lr2e-3": "--rollout-len 10 --lr 2e-3",
         "norm-obs": "--normalize-obs",
     },
-    "InvertedPendulum-v5": {"defaults": "", "norm-both": NORM, "norm-obs": "--normalize-obs"},
+    "InvertedPendulum-v5": {
+        "defaults": "",
+        "norm-both": NORM,
+        "norm-obs": "--normalize-obs",
+        "norm-both-ent0-std-1": f"{NORM} --entropy-coef 0 --log-std-init -1",
+    },
     "HalfCheetah-v5": {
         "norm-both": NORM,
+        "norm-both-ent0-std-1": f"{NORM} --entropy-coef 0 --log-std-init -1",
         "norm-both-std-1": f"{NORM} --log-std-init -1",
         "norm-both-std-1-T10": f"{NORM} --log-std-init -1 --rollout-len 10",
         "norm-both-lr3e-4": f"{NORM} --lr 3e-4",
