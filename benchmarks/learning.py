@@ -132,7 +132,8 @@ def summarize(task: Task, runs: list[dict]) -> dict:
     if task.also_report is not None:
         high = [first_reach(r["curve"], task.also_report) for r in runs]
         row["reached_high"] = sum(x is not None for x in high)
-        row["steps_to_high"] = statistics.median(x[0] if x else task.budget for x in high)
+        if row["reached_high"]:  # else nothing to report
+            row["steps_to_high"] = statistics.median(x[0] if x else task.budget for x in high)
     return row
 
 
@@ -207,6 +208,7 @@ def main() -> None:
                         ("reached", "reached", ""), ("seeds", "of", ""),
                         ("steps_to_target", "env steps to target", ",.0f"),
                         ("wall_to_target", "wall s", ".1f"), ("best_return", "best", ".1f"),
+                        ("reached_high", "reached 200", ""),
                         ("steps_to_high", "env steps to 200", ",.0f")])  # fmt: skip
 
 

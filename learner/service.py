@@ -423,9 +423,17 @@ class Learner:
             handler(info, msg)
         except CodecError as exc:
             self.stats.drop(exc.reason, f"from {info.actor_id}: {exc.detail}")
+            self._return_credit(info, msg, exc.reason)
         except Exception:  # a message must never take the learner down
             log.exception("failed to handle a %s message from %s", msg.TYPE, info.actor_id)
             self.stats.drop("internal_error", info.actor_id)
+            self._return_credit(info, msg, "internal_error")
+
+    def _return_credit(self, info: ActorInfo, msg: Message, reason: str) -> None:
+        """A known actor's work that was dropped is still answered, or its credit would be
+        gone for good and the actor would wait forever; never beyond its credit."""
+        if isinstance(msg, (Gradient, Rollout)) and reason != "over_credit":
+            self._reply_weights(info)
 
     def _sender(self, identity: bytes, msg: Message) -> ActorInfo | None:
         """The registered sender of `msg`, or None after re-welcoming an out-of-date one."""

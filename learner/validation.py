@@ -14,6 +14,7 @@ from rlcore.rollout import RolloutBatch
 
 MAX_ENVS_PER_ACTOR = 4096
 MAX_GAUSSIAN_ACTION = 1e6
+MAX_GAUSSIAN_LOG_DENSITY = 20.0
 
 
 def rollout_specs(spec: EnvSpec, hp: Hyperparams) -> dict[str, ArraySpec]:
@@ -51,13 +52,21 @@ def check_rollout(msg: Rollout, spec: EnvSpec, hp: Hyperparams) -> RolloutBatch:
         raise CodecError("bad_value", "LSTM output state outside [-1, 1]")
     if not np.array_equal(a["trunc_index"], np.flatnonzero(a["truncated"])):
         raise CodecError("bad_value", "trunc_index does not match truncated")
-    if a["behaviour_logp"].max() > 1e-4:
-        raise CodecError("bad_value", "log-probability above 0")
+    _check_logp(a["behaviour_logp"], spec)
     if msg.env_steps != hp.rollout_len * E:
         raise CodecError(
             "bad_value", f"env_steps {msg.env_steps} for a {hp.rollout_len}x{E} rollout"
         )
     return RolloutBatch.from_arrays(a)
+
+
+def _check_logp(logp: np.ndarray, spec: EnvSpec) -> None:
+    """A probability is at most 1, so a categorical log-probability is at most 0. A Gaussian
+    density has no such bound: a narrow one exceeds 1 near its mean (log-density above 0),
+    but not beyond MAX_GAUSSIAN_LOG_DENSITY per dimension (a std of e^-20)."""
+    bound = 1e-4 if spec.discrete else MAX_GAUSSIAN_LOG_DENSITY * spec.action_dim
+    if logp.max() > bound:
+        raise CodecError("bad_value", f"log-probability above {bound:g}")
 
 
 def _check_actions(actions: np.ndarray, spec: EnvSpec) -> None:

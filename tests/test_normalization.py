@@ -5,7 +5,7 @@ Reward clipping changes the loss, never the reported returns."""
 import numpy as np
 import torch
 
-from protocol import NORM_STATS
+from protocol import NORM_STATS, Weights, decode
 from rlcore.hyperparams import Hyperparams
 from rlcore.losses import loss_rewards
 from tests.helpers import (
@@ -78,6 +78,9 @@ def test_malformed_moments_are_dropped_and_counted(tmp_path):
             return (metrics(run_dir) or [{}])[-1].get("dropped", {}).get("bad_moments") == sent
 
         wait_for(counted, 60, "the bad moments to be counted")
+        # each dropped work message is still answered, so a real actor's credit returns
+        replies = [decode(client.sock.recv_multipart()) for _ in range(sent)]
+        assert all(isinstance(r, Weights) for r in replies)
         assert stop(learner) == 0
     finally:
         client.close()

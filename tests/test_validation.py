@@ -80,3 +80,18 @@ def test_recurrent_rollouts_need_a_valid_start_state():
     reject("lstm", no_state, "bad_array")
     reject("lstm", bad_h, "bad_value")
     reject("lstm", lambda a: a.update(state_c=a["state_c"][:, :4].copy()), "bad_shape")
+
+
+def test_a_narrow_gaussian_may_have_a_log_density_above_0_a_categorical_may_not():
+    spec, hp, arrays = real_rollout("pendulum")
+    arrays["behaviour_logp"][:] = 1.2  # a std of 0.1 puts log-densities near +1.4
+    check_rollout(message(arrays, hp), spec, hp)  # passes
+    arrays["behaviour_logp"][0, 0] = 1e3  # beyond any std the policy can learn
+    with pytest.raises(CodecError) as err:
+        check_rollout(message(arrays, hp), spec, hp)
+    assert err.value.reason == "bad_value"
+
+    def positive(a):
+        a["behaviour_logp"][0, 0] = 0.5  # a probability above 1
+
+    reject("lstm", positive, "bad_value")
