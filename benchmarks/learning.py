@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -187,14 +188,20 @@ def main() -> None:
               flush=True)  # fmt: skip
         return job, {**result, "machine": here}
 
-    with ThreadPoolExecutor(args.jobs) as pool:
-        done = list(pool.map(one, jobs))
     path = RESULTS / "learning.json"
     store = json.loads(path.read_text()) if path.exists() else {"runs": {}}
-    for (task, name, seed), result in done:
-        store["runs"].setdefault(task.env_id, {})[f"{name}|{seed}"] = result
+    lock = threading.Lock()
+
+    def keep(job):  # each run is saved as it ends: an interrupted benchmark loses no run
+        (task, name, seed), result = one(job)
+        with lock:
+            store["runs"].setdefault(task.env_id, {})[f"{name}|{seed}"] = result
+            write_json("learning.json", store)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(keep, jobs))
     table = []
-    for task in tasks:
+    for task in (TASKS[t] for t in store["runs"]):  # every task measured so far
         runs = {tuple(k.split("|")): v for k, v in store["runs"][task.env_id].items()
                 if "error" not in v}  # fmt: skip
         for name in TRAINERS:
