@@ -65,6 +65,8 @@ class PendingRollout:
     batch: RolloutBatch
     weights_version: int
     env_steps: int
+    moments: dict
+    """Normalization moments, merged when its env steps are counted."""
 
 
 class Learner:
@@ -514,10 +516,9 @@ class Learner:
         if self._staleness(info, msg.weights_version) is None:
             self._reply_weights(info)
             return
-        self.norm.merge(moments)
         # numpy views into ZeroMQ frames: copy so the frames can be released now.
         batch = RolloutBatch(**{k: v.copy() for k, v in batch.arrays().items()})
-        queue.append(PendingRollout(batch, msg.weights_version, msg.env_steps))
+        queue.append(PendingRollout(batch, msg.weights_version, msg.env_steps, moments))
 
     def _learn_pending(self) -> None:
         """One update from the oldest pending rollout of every actor that has one."""
@@ -530,6 +531,7 @@ class Learner:
         fresh, staleness = [], []
         for actor_id, item in taken:
             self._count_steps(self.registry.get(actor_id), item.env_steps)
+            self.norm.merge(item.moments)  # the statistics count exactly the counted steps
             age = self.updater.version - item.weights_version
             if age > self.cfg.max_staleness:
                 self.stats.drop("stale", f"{age} updates old from {actor_id}")
