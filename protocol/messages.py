@@ -11,7 +11,8 @@ from typing import ClassVar
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+# 2: optional arrays (normalization moments and statistics), float64 arrays.
+PROTOCOL_VERSION = 2
 
 
 @dataclass

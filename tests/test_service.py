@@ -10,6 +10,7 @@ import pytest
 import torch
 import zmq
 
+from protocol import PROTOCOL_VERSION
 from tests.helpers import (
     a3c,
     free_port,
@@ -217,7 +218,8 @@ def test_bad_messages_are_counted_and_never_stop_training(tmp_path):
         time.sleep(1.0)
         sock.send(b"\x00\xffnot msgpack")
         sock.send(msgpack.packb({"v": 99, "t": "hello", "f": {}, "a": []}))
-        sock.send_multipart([msgpack.packb({"v": 1, "t": "gradient", "f": {}, "a": []})])
+        gradient = {"v": PROTOCOL_VERSION, "t": "gradient", "f": {}, "a": []}
+        sock.send_multipart([msgpack.packb(gradient)])
         actor = start_actors(address)
         assert wait(learner, 120) == 0 and wait(actor, 30) == 0
     finally:
