@@ -197,6 +197,43 @@ LEARNER_OPTIONS = [
         help="Drop work computed on weights more than this many updates old.",
     ),
     option(
+        "--wire-compress",
+        type=click.Choice(["zstd", "lz4", "none"]),
+        default="zstd",
+        show_default=True,
+        help="Lossless codec for frames (uint8 and bool arrays) on the wire.",
+    ),
+    option(
+        "--wire-dtype",
+        type=click.Choice(["float32", "bfloat16", "float16"]),
+        default="float32",
+        show_default=True,
+        help="Weights and gradients on the wire (the learner's copy stays float32): 16-bit "
+        "halves their bytes.",
+    ),
+    option(
+        "--frame-once/--no-frame-once",
+        default=True,
+        show_default=True,
+        help="Data mode, stacked frames: each new frame travels once.",
+    ),
+    option(
+        "--weights-lag",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Send an actor new weights only when its copy is more than this many versions "
+        "old (version-only replies otherwise).",
+    ),
+    option(
+        "--max-credit",
+        type=click.IntRange(min=1),
+        default=16,
+        show_default=True,
+        help="Most work messages an actor keeps in flight to cover a long round trip "
+        "(2 turns pacing off).",
+    ),
+    option(
         "--checkpoint-every",
         type=click.FloatRange(min=0, min_open=True),
         default=60.0,
@@ -305,6 +342,11 @@ def _config(
         seed=kw["seed"],
         hp=hp,
         max_staleness=kw["max_staleness"],
+        wire_compress=kw["wire_compress"],
+        wire_dtype=kw["wire_dtype"],
+        frame_once=kw["frame_once"],
+        weights_lag=kw["weights_lag"],
+        max_credit=kw["max_credit"],
         checkpoint_every=kw["checkpoint_every"],
         metrics_every=kw["metrics_every"],
         tensorboard=kw["tensorboard"],

@@ -14,6 +14,7 @@ from protocol import CodecError, Hello, Message, Stop, Weights, Welcome, decode
 from protocol.codec import encode
 from protocol.security import ClientKeys
 from protocol.sockets import connect_dealer
+from protocol.wire import PLAIN, WireFormat
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ class LearnerLink:
         self.sock: zmq.Socket | None = None
         self.last_heard = time.monotonic()
         self.num_params: int | None = None
+        self.wire: WireFormat = PLAIN
+        """How this actor's arrays travel: what the learner's welcome asked for."""
 
     def handshake(
         self, should_stop, first_wait: float = 1.0, max_wait: float = 10.0
@@ -75,7 +78,7 @@ class LearnerLink:
 
     def send(self, msg: Message, copy: bool = False) -> bool:
         try:
-            self.sock.send_multipart(encode(msg), flags=zmq.NOBLOCK, copy=copy)
+            self.sock.send_multipart(encode(msg, self.wire), flags=zmq.NOBLOCK, copy=copy)
             return True
         except zmq.Again:
             return False
@@ -95,8 +98,10 @@ class LearnerLink:
         return msg
 
     def _check(self, msg: Message) -> None:
-        weights = getattr(msg, "weights", None)
-        if weights is None or not isinstance(msg, (Welcome, Weights)):
+        if not isinstance(msg, (Welcome, Weights)):
+            return
+        weights = msg.weights
+        if weights is None:  # a version-only reply
             return
         if weights.dtype != np.float32 or weights.ndim != 1:
             raise CodecError("bad_array", "weights must be a flat float32 array")

@@ -1,8 +1,9 @@
 """One actor process: join the learner, then act, compute work, send it, take new weights.
 
-Credit: at most `max_outstanding` work messages are in flight. Before each rollout the
-actor consumes exactly as many replies as it needs to be under that limit, in order, and
-adopts the weights they carry, so a single-actor run with a fixed seed repeats exactly.
+Credit: at most `limit` work messages are in flight (actor.credit: the learner's base credit,
+more when the round trip is long). Before each rollout the actor consumes exactly as many
+replies as it needs to be under that limit, in order, and adopts the weights they carry, so
+a single-actor run with a fixed seed over a fast link repeats exactly.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import torch
 
 from actor.collector import Collector
 from actor.connection import LearnerLink
+from actor.credit import CreditPacer
 from actor.normstats import ActorNorm
 from protocol import CodecError, Episodes, Gradient, Heartbeat, Rollout, Stop, Weights, Welcome
 from protocol.security import ClientKeys, load_client_keys
+from protocol.wire import WireFormat
+from rlcore import framestack
 from rlcore.envs import EnvConfig, EnvSpec, VectorEnv
 from rlcore.hyperparams import Hyperparams
 from rlcore.losses import rollout_loss
@@ -41,11 +45,15 @@ class Settings:
     hp: Hyperparams
     seed: int
     max_outstanding: int
+    max_credit: int
+    wire: WireFormat
+    frame_once: bool
     heartbeat_interval: float
     heartbeat_timeout: float
 
     @classmethod
     def from_welcome(cls, settings: dict) -> Settings:
+        wire = settings["wire"]
         return cls(
             mode=str(settings["mode"]),
             env=EnvConfig.from_dict(settings["env"]),
@@ -53,6 +61,9 @@ class Settings:
             hp=Hyperparams.from_dict(settings["hyperparams"]),
             seed=int(settings["seed"]),
             max_outstanding=max(1, int(settings["max_outstanding"])),
+            max_credit=max(1, int(settings["max_credit"])),
+            wire=WireFormat.from_dict(wire),
+            frame_once=bool(wire.get("frame_once", False)),
             heartbeat_interval=float(settings["heartbeat_interval"]),
             heartbeat_timeout=float(settings["heartbeat_timeout"]),
         )
@@ -161,6 +172,7 @@ class Actor:
             self._build(settings, welcome.actor_index)
         self.run_id = welcome.run_id
         self.outstanding = 0
+        self.pacer.reset()
         self._adopt_weights(
             welcome.weights_version, welcome.weights_stamp, welcome.weights, welcome.extras
         )
@@ -177,6 +189,11 @@ class Actor:
         if self.envs.spec != settings.spec:
             raise ValueError(f"this host builds {self.envs.spec}, the learner {settings.spec}")
         self.envs.reset()
+        self.link.wire = settings.wire
+        self.pacer = CreditPacer(settings.max_outstanding, settings.max_credit)
+        self.pack_frames = settings.frame_once and framestack.can_pack(
+            settings.spec.obs_shape, settings.spec.obs_dtype
+        )
         self.norm = ActorNorm(hp, int(np.prod(settings.spec.obs_shape)), hp.num_envs)
         generator = torch.Generator().manual_seed(int(torch_seed))
         lstm_size = hp.lstm_size if hp.recurrent else 0
@@ -216,9 +233,12 @@ class Actor:
             if self.signalled:
                 return
             latency = self._weights_latency()
+            started = time.monotonic()
             rollout = self.collector.collect(self.model)
             self._send_episodes()
             self._send_work(rollout, latency)
+            self.pacer.on_work(time.monotonic() - started)
+            self.pacer.on_send()
             self.outstanding += 1
 
     def _send_work(self, rollout, latency: float) -> None:
@@ -245,10 +265,21 @@ class Actor:
                 self.version,
                 rollout.num_steps,
                 latency,
-                {**rollout.arrays(), **stats},
+                {**self._rollout_arrays(rollout), **stats},
             )
             # Copied: the rollout buffer is refilled while ZeroMQ may still hold the frames.
             self.link.send(msg, copy=True)
+
+    def _rollout_arrays(self, rollout) -> dict[str, np.ndarray]:
+        """The rollout's arrays; stacked frames once each where that is smaller."""
+        arrays = rollout.arrays()
+        if not self.pack_frames:
+            return arrays
+        packed = framestack.pack(arrays["obs"], arrays["bootstrap_obs"])
+        if framestack.packed_bytes(packed) >= arrays["obs"].nbytes + arrays["bootstrap_obs"].nbytes:
+            return arrays  # frames that are not a stack, or episodes too short to gain
+        del arrays["obs"], arrays["bootstrap_obs"]
+        return {**arrays, **packed}
 
     def _send_episodes(self) -> None:
         returns, lengths = self.envs.pop_finished()
@@ -256,10 +287,10 @@ class Actor:
             self.link.send(Episodes(self.run_id, self.actor_id, returns, lengths))
 
     def _wait_for_credit(self) -> None:
-        """Consume replies, in order, until fewer than `max_outstanding` are in flight."""
+        """Consume replies, in order, until fewer than the pacer's limit are in flight."""
         s = self.settings
         last_sent = time.monotonic()
-        while self.outstanding >= s.max_outstanding and not self.signalled:
+        while self.outstanding >= self.pacer.limit and not self.signalled:
             msg = self.link.recv(s.heartbeat_interval)
             if msg is None:
                 if time.monotonic() - self.link.last_heard > s.heartbeat_timeout:
@@ -278,7 +309,9 @@ class Actor:
             self._adopt_welcome(msg)
         elif isinstance(msg, Weights) and msg.run_id == self.run_id:
             self.outstanding = max(0, self.outstanding - 1)
-            if msg.version >= self.version:
+            self.pacer.on_reply(msg.held)
+            self.pacer.on_grant(msg.credit)
+            if msg.weights is not None and msg.version >= self.version:
                 self._adopt_weights(msg.version, msg.stamp, msg.weights, msg.extras)
 
     def _leave(self) -> None:

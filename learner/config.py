@@ -31,7 +31,21 @@ class LearnerConfig:
     checkpoint_every: float = 60.0
     resume: bool = False
     max_outstanding: int = 2
-    """Work messages an actor may have in flight before it waits for a reply (its credit)."""
+    """Work messages an actor may always have in flight before it waits for a reply."""
+    max_credit: int = 16
+    """Most work messages an actor may keep in flight to cover a long round trip; each
+    actor's grant is also at most max_staleness / connected actors (actors measure their
+    round trip and use what covers it, within the grant)."""
+    wire_compress: str = "zstd"
+    """Codec for uint8 and bool arrays on the wire: none, lz4 or zstd."""
+    wire_dtype: str = "float32"
+    """Weights and gradients on the wire: float32, bfloat16 or float16. The learner's
+    weights and optimizer state stay float32."""
+    frame_once: bool = True
+    """Data mode, stacked uint8 frames: each new frame travels once (rlcore.framestack)."""
+    weights_lag: int = 0
+    """A reply carries weights only when the actor's copy is more than this many versions
+    old; otherwise it is a version-only reply (0: whenever newer weights exist)."""
     heartbeat_interval: float = 1.0
     heartbeat_timeout: float = 10.0
     """An actor unheard of for this long no longer counts as connected."""
@@ -69,6 +83,15 @@ class LearnerConfig:
         for name, value in positive.items():
             if value <= 0:
                 raise ValueError(f"{name.replace('_', '-')} must be > 0")
+        from protocol.wire import WireFormat
+
+        WireFormat(self.wire_compress, self.wire_dtype)  # raises ValueError naming the value
+        if self.max_credit < self.max_outstanding:
+            raise ValueError("max-credit must be >= max-outstanding")
+        if not 0 <= self.weights_lag < self.max_staleness:
+            raise ValueError(
+                "weights-lag must be in [0, max-staleness): work on weights that old is dropped"
+            )
         for name in ("max_env_steps", "max_seconds"):
             value = getattr(self, name)
             if value is not None and value <= 0:

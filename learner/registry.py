@@ -21,6 +21,8 @@ class ActorInfo:
     env_steps: int = 0
     gone: bool = False
     steps_per_second: float = 0.0
+    sent_version: int = -1
+    """The newest weights version sent to this actor (-1: none yet)."""
     _mark: tuple[float, int] = (0.0, 0)
 
 

@@ -47,6 +47,7 @@ from protocol import (
 )
 from protocol.security import Guard, KeysError, load_server_keys
 from protocol.sockets import ConnectionEvents, bind_router, try_send
+from protocol.wire import WireFormat
 from rlcore.envs import EnvConfig, UnsupportedEnvError, make_env, probe_env
 from rlcore.rollout import RolloutBatch
 
@@ -67,6 +68,8 @@ class PendingRollout:
     env_steps: int
     moments: dict
     """Normalization moments, merged when its env steps are counted."""
+    received: float
+    """When it arrived (monotonic): the reply says how long the learner held it."""
 
 
 class Learner:
@@ -90,10 +93,12 @@ class Learner:
         except ValueError as exc:  # settings that do not fit this env's spaces
             raise LearnerStartError(str(exc)) from None
         self.norm = NormStats(self.hp, int(np.prod(self.spec.obs_shape)))
+        self.wire = WireFormat(config.wire_compress, config.wire_dtype)
         self.stats = RunStats()
         self.registry = ActorRegistry(config.heartbeat_timeout)
         self.run_id = secrets.token_hex(8)
         self.pending: dict[str, deque[PendingRollout]] = {}
+        self._received = time.monotonic()
         self._rates: deque[tuple[float, int, int]] = deque(maxlen=RATE_WINDOW)
         self._last_record: dict = {}
         self._handlers = {
@@ -403,8 +408,9 @@ class Learner:
     # ---- messages ------------------------------------------------------------------------
 
     def _handle(self, identity: bytes, frames: list) -> None:
+        self._received = time.monotonic()
         try:
-            msg = decode(frames)
+            msg = decode(frames, self.cfg.max_message_bytes)
         except CodecError as exc:
             self.stats.drop(exc.reason, exc.detail)
             return
@@ -435,7 +441,7 @@ class Learner:
         """A known actor's work that was dropped is still answered, or its credit would be
         gone for good and the actor would wait forever; never beyond its credit."""
         if isinstance(msg, (Gradient, Rollout)) and reason != "over_credit":
-            self._reply_weights(info)
+            self._reply_weights(info, self._received)
 
     def _sender(self, identity: bytes, msg: Message) -> ActorInfo | None:
         """The registered sender of `msg`, or None after re-welcoming an out-of-date one."""
@@ -457,6 +463,8 @@ class Learner:
             "hyperparams": self.hp.to_dict(),
             "seed": self.cfg.seed,
             "max_outstanding": self.cfg.max_outstanding,
+            "max_credit": self.cfg.max_credit,
+            "wire": {**self.wire.to_dict(), "frame_once": self.cfg.frame_once},
             "heartbeat_interval": self.cfg.heartbeat_interval,
             "heartbeat_timeout": self.cfg.heartbeat_timeout,
         }
@@ -465,18 +473,34 @@ class Learner:
         welcome = Welcome(
             self.run_id, info.index, up.version, up.stamp, settings, up.weights, self.norm.reply()
         )
-        self._send(welcome, info.identity)
+        if self._send(welcome, info.identity):
+            info.sent_version = up.version
 
     def _send(self, msg: Message, identity: bytes) -> int:
-        sent = try_send(self.sock, msg, identity)
+        sent = try_send(self.sock, msg, identity, self.wire)
         self.stats.bytes_out += sent
         return sent
 
-    def _reply_weights(self, info: ActorInfo) -> None:
+    def _credit(self) -> int:
+        """Each actor's grant: enough to cover a long round trip, but never so much that all
+        actors' work in flight adds up to more than max_staleness updates."""
+        share = self.cfg.max_staleness // max(1, len(self.registry.connected()))
+        return max(self.cfg.max_outstanding, min(self.cfg.max_credit, share))
+
+    def _reply_weights(self, info: ActorInfo, received: float) -> None:
+        """Return one credit, with the newest weights unless the actor's copy is at most
+        weights_lag versions old (a version-only reply). `received`: when the work it
+        answers arrived, so the actor can tell the link's round trip from the learner's."""
         up = self.updater
-        weights = Weights(self.run_id, up.version, up.stamp, up.weights, self.norm.reply())
-        if not self._send(weights, info.identity):
+        held = max(0.0, time.monotonic() - received)
+        reply = Weights(self.run_id, up.version, up.stamp, self._credit(), held)
+        if up.version - info.sent_version > self.cfg.weights_lag or info.sent_version < 0:
+            reply.weights, reply.extras = up.weights, self.norm.reply()
+        if not self._send(reply, info.identity):
             self.stats.drop("reply_undeliverable", info.actor_id)
+        elif reply.weights is not None:
+            info.sent_version = up.version
+            self.stats.weights_sent += 1
 
     def _staleness(self, info: ActorInfo, version: int) -> int | None:
         staleness = self.updater.version - version
@@ -501,7 +525,7 @@ class Learner:
                 self._schedule_lr()
                 self.updater.apply_gradient(msg.grad)
                 self.stats.add_update([staleness], (math.nan, math.nan, math.nan))
-        self._reply_weights(info)
+        self._reply_weights(info, self._received)
 
     def _on_rollout(self, info: ActorInfo, msg: Rollout) -> None:
         if self.cfg.mode != "data":
@@ -511,14 +535,16 @@ class Learner:
         moments = self.norm.check(stats, msg.env_steps)
         self.stats.add_latency(msg.weights_latency)
         queue = self.pending.setdefault(info.actor_id, deque())
-        if len(queue) >= self.cfg.max_outstanding:
+        if len(queue) >= self.cfg.max_credit:
             raise CodecError("over_credit", f"{info.actor_id} exceeded its credit")
         if self._staleness(info, msg.weights_version) is None:
-            self._reply_weights(info)
+            self._reply_weights(info, self._received)
             return
         # numpy views into ZeroMQ frames: copy so the frames can be released now.
         batch = RolloutBatch(**{k: v.copy() for k, v in batch.arrays().items()})
-        queue.append(PendingRollout(batch, msg.weights_version, msg.env_steps, moments))
+        queue.append(
+            PendingRollout(batch, msg.weights_version, msg.env_steps, moments, self._received)
+        )
 
     def _learn_pending(self) -> None:
         """One update from the oldest pending rollout of every actor that has one."""
@@ -543,10 +569,10 @@ class Learner:
             self._schedule_lr()
             ls = self.updater.learn(fresh, self.norm.reward_factor)
             self.stats.add_update(staleness, (ls.policy_loss, ls.value_loss, ls.entropy))
-        for actor_id, _ in taken:
+        for actor_id, item in taken:
             info = self.registry.get(actor_id)
             if info is not None:
-                self._reply_weights(info)
+                self._reply_weights(info, item.received)
 
     def _schedule_lr(self) -> None:
         """--lr-decay: linearly from lr to 0 over the env-step budget."""

@@ -28,7 +28,9 @@ class RunStats:
         self._latencies: list[float] = []
         self.bytes_in = 0
         self.bytes_out = 0
-        self._interval_bytes = 0
+        self.weights_sent = 0
+        """Replies that carried weights (the rest were version-only)."""
+        self._interval_bytes = (0, 0)
 
     @property
     def wall_seconds(self) -> float:
@@ -78,7 +80,9 @@ class RunStats:
         st = self._staleness
         losses = self._losses
         lat = self._latencies
-        wire = self.bytes_in + self.bytes_out
+        steps = self._interval_env_steps
+        bytes_in = self.bytes_in - self._interval_bytes[0]
+        bytes_out = self.bytes_out - self._interval_bytes[1]
         rec = {
             "wall_seconds": round(self.wall_seconds, 3),
             "env_steps": self.env_steps,
@@ -93,9 +97,12 @@ class RunStats:
             "staleness_max": max(st) if st else None,
             "weights_latency_ms_mean": round(1000 * sum(lat) / len(lat), 3) if lat else None,
             "weights_latency_ms_max": round(1000 * max(lat), 3) if lat else None,
-            "bytes_per_env_step": round((wire - self._interval_bytes) / self._interval_env_steps, 1)
-            if self._interval_env_steps
-            else None,
+            "bytes_per_env_step": round((bytes_in + bytes_out) / steps, 1) if steps else None,
+            "bytes_in_per_env_step": round(bytes_in / steps, 1) if steps else None,
+            "bytes_out_per_env_step": round(bytes_out / steps, 1) if steps else None,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "weights_sent": self.weights_sent,
             "dropped": dict(self.dropped),
             "dropped_total": sum(self.dropped.values()),
             "policy_loss": _mean([x[0] for x in losses]),
@@ -108,7 +115,7 @@ class RunStats:
         self._staleness = []
         self._losses = []
         self._latencies = []
-        self._interval_bytes = wire
+        self._interval_bytes = (self.bytes_in, self.bytes_out)
         return rec
 
 

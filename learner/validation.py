@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from protocol import ArraySpec, CodecError, Episodes, Gradient, Rollout, check_arrays
+from rlcore import framestack
 from rlcore.envs import EnvSpec
 from rlcore.hyperparams import Hyperparams
 from rlcore.rollout import RolloutBatch
@@ -17,7 +18,9 @@ MAX_GAUSSIAN_ACTION = 1e6
 MAX_GAUSSIAN_LOG_DENSITY = 20.0
 
 
-def rollout_specs(spec: EnvSpec, hp: Hyperparams) -> dict[str, ArraySpec]:
+def rollout_specs(spec: EnvSpec, hp: Hyperparams, packed: bool = False) -> dict[str, ArraySpec]:
+    """packed: observations as frame-once arrays (rlcore.framestack) instead of obs and
+    bootstrap_obs."""
     T, obs, dtype = hp.rollout_len, spec.obs_shape, spec.obs_dtype
     if spec.discrete:
         actions = ArraySpec("int64", (T, "E"))
@@ -34,6 +37,12 @@ def rollout_specs(spec: EnvSpec, hp: Hyperparams) -> dict[str, ArraySpec]:
         "trunc_index": ArraySpec("int64", ("K",)),
         "trunc_obs": ArraySpec(dtype, ("K", *obs)),
     }
+    if packed:
+        del specs["obs"], specs["bootstrap_obs"]
+        specs["stack0"] = ArraySpec(dtype, ("E", *obs))
+        specs["frames"] = ArraySpec(dtype, (T, "E", *obs[1:]))
+        specs["restack_index"] = ArraySpec("int64", ("R",))
+        specs["restack_obs"] = ArraySpec(dtype, ("R", obs[0] - 1, *obs[1:]))
     if hp.recurrent:
         specs["first0"] = ArraySpec("bool", ("E",))
         specs["state_h"] = ArraySpec("float32", ("E", hp.lstm_size))
@@ -42,7 +51,10 @@ def rollout_specs(spec: EnvSpec, hp: Hyperparams) -> dict[str, ArraySpec]:
 
 
 def check_rollout(msg: Rollout, spec: EnvSpec, hp: Hyperparams) -> RolloutBatch:
-    dims = check_arrays(msg.arrays, rollout_specs(spec, hp))
+    """The rollout a message carries, every array checked; frame-once observations are
+    rebuilt here."""
+    packed = "frames" in msg.arrays and framestack.can_pack(spec.obs_shape, spec.obs_dtype)
+    dims = check_arrays(msg.arrays, rollout_specs(spec, hp, packed))
     E = dims["E"]
     if not 1 <= E <= MAX_ENVS_PER_ACTOR:
         raise CodecError("bad_shape", f"{E} envs")
@@ -57,6 +69,13 @@ def check_rollout(msg: Rollout, spec: EnvSpec, hp: Hyperparams) -> RolloutBatch:
         raise CodecError(
             "bad_value", f"env_steps {msg.env_steps} for a {hp.rollout_len}x{E} rollout"
         )
+    if packed:
+        try:
+            obs, bootstrap_obs = framestack.unpack(a)
+        except ValueError as exc:
+            raise CodecError("bad_value", str(exc)) from None
+        a = {k: v for k, v in a.items() if k not in framestack.PACKED}
+        a.update(obs=obs, bootstrap_obs=bootstrap_obs)
     return RolloutBatch.from_arrays(a)
 
 

@@ -1,8 +1,11 @@
 """Frames <-> messages. Header: one msgpack frame. Arrays: one raw frame each, no pickle.
 
 Header layout: {"v": version, "t": type, "f": {fields}, "a": [[name, dtype, shape], ...]},
-followed by exactly one frame per array descriptor. Decoding trusts nothing: every limit,
-type, dtype and byte length is checked, and any failure raises `CodecError` with a short
+followed by exactly one frame per array descriptor. A descriptor may name a fourth element,
+how its frame encodes the array (protocol.wire): "lz4" or "zstd" (compressed), "bfloat16"
+or "float16" (a float32 array as 16-bit values). Decoding trusts nothing: every limit, type,
+dtype and byte length is checked, compressed frames may not inflate past their declared size
+nor, all together, past `max_inflated`, and any failure raises `CodecError` with a short
 machine-readable `reason` that the receiver counts.
 """
 
@@ -15,13 +18,25 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from protocol.messages import MESSAGE_TYPES, PROTOCOL_VERSION, Message, Rollout
+from protocol.compression import CODECS, CompressionError, compress, decompress
+from protocol.messages import MESSAGE_TYPES, PROTOCOL_VERSION, Message
+from protocol.wire import (
+    COMPRESSIBLE_KINDS,
+    HALF_ENCODINGS,
+    NARROWABLE,
+    PLAIN,
+    WireFormat,
+    narrow,
+    widen,
+)
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_ARRAYS = 16
 MAX_STR_LEN = 256
 MAX_LIST_LEN = 4096
 MAX_ARRAY_BYTES = 256 * 1024 * 1024
+MAX_INFLATED_BYTES = 64 * 1024 * 1024
+"""Default bound on what a message's compressed frames may inflate to, together."""
 ALLOWED_DTYPES = frozenset({"float32", "float64", "int64", "int32", "uint8", "bool"})
 
 
@@ -34,15 +49,25 @@ class CodecError(ValueError):
         self.detail = detail
 
 
-def encode(msg: Message) -> list[Any]:
-    """Frames for `msg`: the header bytes, then each array's buffer (no copy made here)."""
-    arrays = msg.array_items()
+def encode(msg: Message, wire: WireFormat = PLAIN) -> list[Any]:
+    """Frames for `msg`: the header bytes, then each array's frame (plain arrays are not
+    copied here)."""
     descriptors = []
     buffers = []
-    for name, arr in arrays.items():
+    for name, arr in msg.array_items().items():
         arr = np.ascontiguousarray(arr)
-        descriptors.append([name, arr.dtype.name, list(arr.shape)])
-        buffers.append(memoryview(arr).cast("B") if arr.size else b"")
+        desc, frame = [name, arr.dtype.name, list(arr.shape)], None
+        if name in NARROWABLE and wire.floats != "float32" and arr.dtype == np.float32:
+            desc.append(wire.floats)
+            frame = memoryview(narrow(arr, wire.floats)).cast("B")
+        elif arr.dtype.kind in COMPRESSIBLE_KINDS and wire.compress != "none":
+            frame = compress(arr, wire.compress)
+            if frame is not None:
+                desc.append(wire.compress)
+        if frame is None:
+            frame = memoryview(arr).cast("B") if arr.size else b""
+        descriptors.append(desc)
+        buffers.append(frame)
     header = {"v": PROTOCOL_VERSION, "t": msg.TYPE, "f": msg.header_fields(), "a": descriptors}
     return [msgpack.packb(header, use_bin_type=True), *buffers]
 
@@ -99,10 +124,11 @@ def _check_fields(cls: type[Message], fields: Any) -> dict:
     return fields
 
 
-def _check_descriptor(desc: Any) -> tuple[str, np.dtype, tuple[int, ...]]:
-    if not (isinstance(desc, list) and len(desc) == 3):
-        raise CodecError("bad_array", "descriptor must be [name, dtype, shape]")
-    name, dtype, shape = desc
+def _check_descriptor(desc: Any) -> tuple[str, np.dtype, tuple[int, ...], str]:
+    if not (isinstance(desc, list) and len(desc) in (3, 4)):
+        raise CodecError("bad_array", "descriptor must be [name, dtype, shape, (encoding)]")
+    name, dtype, shape = desc[:3]
+    encoding = desc[3] if len(desc) == 4 else "plain"
     if not isinstance(name, str) or len(name) > 64:
         raise CodecError("bad_array", "array name")
     if dtype not in ALLOWED_DTYPES:
@@ -111,24 +137,54 @@ def _check_descriptor(desc: Any) -> tuple[str, np.dtype, tuple[int, ...]]:
         raise CodecError("bad_shape", f"{name}: shape")
     if not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31 for d in shape):
         raise CodecError("bad_shape", f"{name}: dims")
-    return name, np.dtype(dtype), tuple(shape)
+    if encoding in HALF_ENCODINGS and dtype != "float32":
+        raise CodecError("bad_encoding", f"{name}: {encoding} frames carry float32 arrays")
+    if encoding in CODECS and np.dtype(dtype).kind not in COMPRESSIBLE_KINDS:
+        raise CodecError("bad_encoding", f"{name}: only uint8 and bool arrays are compressed")
+    if encoding not in ("plain", *CODECS, *HALF_ENCODINGS):
+        raise CodecError("bad_encoding", f"{name}: {str(encoding)[:20]!r}")
+    return name, np.dtype(dtype), tuple(shape), encoding
 
 
-def _decode_arrays(cls: type[Message], descs: Any, frames: Sequence[Any]) -> dict[str, np.ndarray]:
+def _array_from_frame(
+    name: str, dtype: np.dtype, shape: tuple[int, ...], encoding: str, buf: memoryview
+) -> np.ndarray:
+    count = math.prod(shape)
+    expected = count * dtype.itemsize
+    if expected > MAX_ARRAY_BYTES:
+        raise CodecError("bad_frames", f"{name}: {expected} bytes is over the limit")
+    if encoding in HALF_ENCODINGS:
+        if buf.nbytes != count * HALF_ENCODINGS[encoding]:
+            raise CodecError("bad_frames", f"{name}: {buf.nbytes} bytes for {count} {encoding}")
+        return widen(buf, encoding, count).reshape(shape)
+    if encoding in CODECS:
+        try:
+            buf = decompress(buf, encoding, expected)
+        except CompressionError as exc:
+            raise CodecError("bad_compression", f"{name}: {exc}") from None
+    elif buf.nbytes != expected:
+        raise CodecError("bad_frames", f"{name}: {buf.nbytes} bytes, expected {expected}")
+    return np.frombuffer(buf, dtype=dtype).reshape(shape)
+
+
+def _decode_arrays(
+    cls: type[Message], descs: Any, frames: Sequence[Any], max_inflated: int
+) -> dict[str, np.ndarray]:
     if not isinstance(descs, list) or len(descs) > MAX_ARRAYS:
         raise CodecError("bad_array", "descriptor list")
     if len(descs) != len(frames):
         raise CodecError("bad_frames", f"{len(descs)} arrays, {len(frames)} frames")
+    checked = [_check_descriptor(desc) for desc in descs]
+    inflated = sum(math.prod(s) * d.itemsize for _, d, s, e in checked if e in CODECS)
+    if inflated > max_inflated:
+        # Checked before anything is inflated: a small message may not claim a huge one.
+        raise CodecError("bad_compression", f"inflates to {inflated} bytes, over {max_inflated}")
     arrays: dict[str, np.ndarray] = {}
-    for desc, frame in zip(descs, frames):
-        name, dtype, shape = _check_descriptor(desc)
+    for (name, dtype, shape, encoding), frame in zip(checked, frames):
         if name in arrays:
             raise CodecError("bad_array", f"duplicate {name}")
         buf = frame.buffer if hasattr(frame, "buffer") else memoryview(frame)
-        expected = math.prod(shape) * dtype.itemsize
-        if expected > MAX_ARRAY_BYTES or buf.nbytes != expected:
-            raise CodecError("bad_frames", f"{name}: {buf.nbytes} bytes, expected {expected}")
-        arrays[name] = np.frombuffer(buf, dtype=dtype).reshape(shape)
+        arrays[name] = _array_from_frame(name, dtype, shape, encoding, buf)
     if cls.ARRAYS is not None:
         names = tuple(arrays)
         required, rest = names[: len(cls.ARRAYS)], names[len(cls.ARRAYS) :]
@@ -137,7 +193,7 @@ def _decode_arrays(cls: type[Message], descs: Any, frames: Sequence[Any]) -> dic
     return arrays
 
 
-def decode(frames: Sequence[Any]) -> Message:
+def decode(frames: Sequence[Any], max_inflated: int = MAX_INFLATED_BYTES) -> Message:
     """Decode and structurally validate frames (header first). Raises `CodecError`."""
     if not frames:
         raise CodecError("bad_frames", "no frames")
@@ -151,10 +207,5 @@ def decode(frames: Sequence[Any]) -> Message:
     if cls is None:
         raise CodecError("unknown_type", repr(header["t"])[:40])
     fields = _check_fields(cls, header["f"])
-    arrays = _decode_arrays(cls, header["a"], frames[1:])
-    if cls is Rollout:
-        return Rollout(**fields, arrays=arrays)
-    if cls.OPTIONAL:
-        required = {k: arrays.pop(k) for k in cls.ARRAYS}
-        return cls(**fields, **required, extras=arrays)
-    return cls(**fields, **arrays)
+    arrays = _decode_arrays(cls, header["a"], frames[1:], max_inflated)
+    return cls.from_wire(fields, arrays)

@@ -12,7 +12,8 @@ from typing import ClassVar
 import numpy as np
 
 # 2: optional arrays (normalization moments and statistics), float64 arrays.
-PROTOCOL_VERSION = 2
+# 3: array encodings (compressed, 16-bit floats), replies without weights, credit grants.
+PROTOCOL_VERSION = 3
 
 
 @dataclass
@@ -31,6 +32,15 @@ class Message:
 
     def array_items(self) -> dict[str, np.ndarray]:
         return {}
+
+    @classmethod
+    def from_wire(cls, fields: dict, arrays: dict[str, np.ndarray]) -> Message:
+        """Build from checked fields and arrays: arrays named by a dataclass field go there,
+        optional others into `extras`."""
+        named = {k: arrays.pop(k) for k in list(arrays) if k in cls.__dataclass_fields__}
+        if cls.OPTIONAL:
+            return cls(**fields, **named, extras=arrays)
+        return cls(**fields, **named)
 
 
 # Normalization statistics: actors send the moments of what they saw with their work, the
@@ -80,21 +90,34 @@ class Welcome(Message):
 
 @dataclass
 class Weights(Message):
-    """Learner -> actor: the newest weights, also the reply that returns an actor's credit.
-    `stamp` is the learner's wall-clock time of the update that made them."""
+    """Learner -> actor: the reply that returns one credit. It carries the newest weights
+    (and their normalization statistics) unless the actor's copy is recent enough; then it
+    is a version-only reply (`weights` None). `stamp` is the learner's wall-clock time of
+    the update that made version `version`; `credit` is how many work messages this actor
+    may now keep in flight; `held` is how long the learner held the work it answers."""
 
     TYPE: ClassVar[str] = "weights"
-    FIELDS: ClassVar[dict[str, type]] = {"run_id": str, "version": int, "stamp": float}
-    ARRAYS: ClassVar[tuple[str, ...]] = ("weights",)
-    OPTIONAL: ClassVar[tuple[str, ...]] = NORM_STATS
+    FIELDS: ClassVar[dict[str, type]] = {
+        "run_id": str,
+        "version": int,
+        "stamp": float,
+        "credit": int,
+        "held": float,
+    }
+    ARRAYS: ClassVar[tuple[str, ...]] = ()
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("weights", *NORM_STATS)
 
     run_id: str
     version: int
     stamp: float
-    weights: np.ndarray
+    credit: int
+    held: float
+    weights: np.ndarray | None = None
     extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     def array_items(self) -> dict[str, np.ndarray]:
+        if self.weights is None:
+            return dict(self.extras)
         return {"weights": self.weights, **self.extras}
 
 
@@ -150,6 +173,10 @@ class Rollout(Message):
 
     def array_items(self) -> dict[str, np.ndarray]:
         return self.arrays
+
+    @classmethod
+    def from_wire(cls, fields: dict, arrays: dict[str, np.ndarray]) -> Rollout:
+        return cls(**fields, arrays=arrays)
 
 
 @dataclass

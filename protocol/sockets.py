@@ -12,6 +12,7 @@ from zmq.utils.monitor import recv_monitor_message
 from protocol.codec import encode
 from protocol.messages import Message
 from protocol.security import ClientKeys, Guard, apply_client_keys
+from protocol.wire import PLAIN, WireFormat
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,13 @@ def connect_dealer(ctx: zmq.Context, address: str, keys: ClientKeys | None = Non
     return sock
 
 
-def try_send(sock: zmq.Socket, msg: Message, identity: bytes | None = None) -> int:
+def try_send(
+    sock: zmq.Socket, msg: Message, identity: bytes | None = None, wire: WireFormat = PLAIN
+) -> int:
     """Send without blocking. Returns the bytes sent: 0 when the peer is gone or its queue
     is full."""
-    frames = encode(msg)
+    frames = encode(msg, wire)
+    size = sum(len(f) if isinstance(f, bytes) else memoryview(f).nbytes for f in frames)
     if identity is not None:
         frames.insert(0, identity)
     try:
@@ -78,7 +82,7 @@ def try_send(sock: zmq.Socket, msg: Message, identity: bytes | None = None) -> i
         if exc.errno == zmq.EHOSTUNREACH:
             return 0
         raise
-    return sum(len(f) if isinstance(f, bytes) else memoryview(f).nbytes for f in frames)
+    return size
 
 
 CONNECTION_EVENTS = {

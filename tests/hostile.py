@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import random
 
+import lz4.block
 import msgpack
 import numpy as np
 import zmq
+import zstandard
 
 from protocol import PROTOCOL_VERSION, Gradient, Hello, Rollout, Welcome, decode, encode
 
@@ -149,6 +151,34 @@ class HostileClient:
         a["actions"][0, 0] = 99
         send(a)  # noqa: E702
         send(arrays(), env_steps=10**9)
+
+    def bombs(self) -> None:
+        """Compressed and half-precision frames that lie: each must be refused before it is
+        inflated (bad_compression) or read (bad_encoding, bad_frames)."""
+        w = self.welcome
+        fields = {
+            "run_id": w.run_id,
+            "actor_id": "intruder",
+            "weights_version": w.weights_version,
+            "env_steps": 8,
+            "weights_latency": 0.0,
+        }
+        zeros = zstandard.ZstdCompressor().compress(bytes(64 << 20))  # 64 MiB in a few KB
+
+        def send(desc: list, frame: bytes, t: str = "rollout", f: dict = fields) -> None:
+            self.send(self.header(t, f, [desc]), frame)
+
+        send(["obs", "uint8", [64 << 20], "zstd"], zeros)  # inflates past the message limit
+        send(["obs", "uint8", [4096], "zstd"], zeros)  # declares 64 MiB, descriptor 4 KiB
+        send(["obs", "uint8", [4096], "lz4"], lz4.block.compress(bytes(1 << 14), store_size=False))
+        send(["obs", "uint8", [4096], "zstd"], b"\x28\xb5\x2f\xfd" + bytes(40))  # corrupt
+        send(["obs", "float32", [4096], "zstd"], zeros)  # only uint8 and bool compress
+        send(["obs", "uint8", [4096], "bzip9"], bytes(10))  # no such encoding
+        send(["obs", "uint8", [4096], "bfloat16"], bytes(8192))  # halves carry float32
+        grad = {k: v for k, v in fields.items()}
+        grad["env_steps"] = 160
+        n = w.weights.size
+        send(["grad", "float32", [n], "bfloat16"], bytes(2 * n - 2), "gradient", grad)
 
     def oversize(self, nbytes: int) -> None:
         """One message over the learner's limit: libzmq drops this connection."""

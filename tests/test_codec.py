@@ -39,7 +39,8 @@ def test_roundtrip_every_message_type():
     msgs = [
         Hello("a1", "host", 42),
         Welcome("run", 3, 7, 1.5, {"mode": "data", "nested": {"x": [1, 2]}}, w),
-        Weights("run", 8, 2.5, w),
+        Weights("run", 8, 2.5, 4, 0.001, w),
+        Weights("run", 9, 2.5, 2, 0.0),
         Gradient("run", "a1", 7, 160, 0.01, w * 2),
         Episodes("run", "a1", [1.0, 2.5], [10, 20]),
         Heartbeat("run", "a1"),
@@ -189,9 +190,9 @@ def test_optional_arrays_round_trip_and_unknown_ones_are_rejected():
     assert set(back.extras) == set(WORK_STATS)
     assert np.array_equal(back.extras[WORK_STATS[0]], moments[WORK_STATS[0]])
     stats = {name: np.ones(3, np.float32) for name in NORM_STATS}
-    reply = decode(encode(Weights("r", 1, 0.0, np.zeros(4, np.float32), stats)))
+    reply = decode(encode(Weights("r", 1, 0.0, 2, 0.0, np.zeros(4, np.float32), stats)))
     assert set(reply.extras) == set(NORM_STATS) and reply.weights.size == 4
-    plain = decode(encode(Weights("r", 1, 0.0, np.zeros(4, np.float32))))
+    plain = decode(encode(Weights("r", 1, 0.0, 2, 0.0, np.zeros(4, np.float32))))
     assert plain.extras == {}
     forged = Gradient("r", "a", 0, 160, 0.0, np.zeros(4, np.float32), {"obs_mean": np.ones(2)})
     with pytest.raises(CodecError) as err:

@@ -29,6 +29,8 @@ EXPECTED = {
         "bad_shape",
         "non_finite",
         "bad_frames",
+        "bad_compression",
+        "bad_encoding",
     },
     "data": {
         "bad_msgpack",
@@ -40,6 +42,8 @@ EXPECTED = {
         "bad_shape",
         "non_finite",
         "bad_value",
+        "bad_compression",
+        "bad_encoding",
     },
 }
 LIMIT = 1 << 20
@@ -84,6 +88,7 @@ def test_hostile_input_is_rejected_counted_and_survived(tmp_path, mode):
         for _ in range(3):
             client.garbage(rng)
             client.bad_gradients() if mode == "gradient" else client.bad_rollouts()
+            client.bombs()
         client.oversize(LIMIT + 1024)
         client.handshake_flood(3000)
 

@@ -1,0 +1,182 @@
+"""Throughput and bytes over emulated links, each against loopback measured in the same run.
+
+The learner and 2 actor processes run in separate network namespaces joined by a shaped veth
+pair plus a delaying relay (benchmarks/netlink.py says how each profile is emulated, and
+every run first measures what the link really gives). For each task and mode: env steps/s,
+bytes per env step each way, update-to-actor latency, staleness; CartPole runs until it
+solves (time to 475). Wire variants (`plain`: the wire without compression, frame-once or
+link-sized credit; `bf16`: 16-bit weights and gradients) run on loopback beside the
+defaults. Needs root and iproute2; says so and exits otherwise.
+
+    sudo python benchmarks/network.py
+    sudo python benchmarks/network.py --tasks cartpole --profiles wan --seconds 20
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from benchmarks.common import RESULTS, print_machine, print_table, steady, write_json
+from benchmarks.netlink import ACTOR_NS, LEARNER_NS, PROFILES, Link, missing_requirements, ns_cmd
+
+TASKS = {
+    "cartpole": ("CartPole-v1", ("--target-return", "475")),
+    "minatar": ("MinAtar/Breakout-v1", ("--target-return", "1e9")),
+    "pong": ("ALE/Pong-v5", ("--target-return", "1e9")),
+}
+VARIANTS = {
+    "default": (),
+    "plain": ("--wire-compress", "none", "--no-frame-once", "--max-credit", "2"),
+    "bf16": ("--wire-dtype", "bfloat16"),
+}
+WARMUP = 5.0
+
+
+def run(task: str, mode: str, link: Link | None, seconds: float, variant: str) -> dict:
+    """One learner and `a3c actor --workers 2`, over `link` (None: loopback)."""
+    env_id, task_flags = TASKS[task]
+    a3c = [sys.executable, "-m", "a3c"]
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        bind = link.learner_bind if link else "tcp://127.0.0.1:5555"
+        learner_cmd = [*a3c, "learner", "--mode", mode, "--env", env_id, "--bind", bind,
+                       "--run-dir", str(run_dir), "--max-seconds", str(seconds),
+                       "--metrics-every", "1", "--no-tensorboard", "--seed", "1",
+                       *task_flags, *VARIANTS[variant]]  # fmt: skip
+        actor_cmd = [*a3c, "actor", "--workers", "2", "--learner",
+                     link.actor_address if link else bind]  # fmt: skip
+        if link:
+            learner_cmd, actor_cmd = ns_cmd(LEARNER_NS, *learner_cmd), ns_cmd(ACTOR_NS, *actor_cmd)
+        learner = subprocess.Popen(learner_cmd, stderr=subprocess.PIPE, text=True)
+        actors = subprocess.Popen(actor_cmd, stderr=subprocess.DEVNULL)
+        try:
+            _, err = learner.communicate(timeout=seconds + 120)
+            actors.wait(timeout=30)
+        finally:
+            for p in (learner, actors):
+                p.kill()
+        if learner.returncode != 0:
+            raise RuntimeError(f"learner failed:\n{err[-3000:]}")
+        summary = json.loads((run_dir / "summary.json").read_text())
+        records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return _row(task, mode, variant, summary, records)
+
+
+def _row(task: str, mode: str, variant: str, summary: dict, records: list[dict]) -> dict:
+    def mean(key: str) -> float | None:
+        value = steady(records, key, WARMUP)
+        return None if value is None else round(value, 1)
+
+    return {
+        "task": task,
+        "mode": mode,
+        "variant": variant,
+        "env_steps_per_second": round(summary["env_steps"] / summary["wall_seconds"], 1),
+        "steady_env_steps_per_second": mean("env_steps_per_second"),
+        "bytes_in_per_env_step": mean("bytes_in_per_env_step"),
+        "bytes_out_per_env_step": mean("bytes_out_per_env_step"),
+        "weights_latency_ms": mean("weights_latency_ms_mean"),
+        "staleness_mean": mean("staleness_mean"),
+        "solved": summary["solved"],
+        "seconds_to_solve": summary["wall_seconds"] if summary["solved"] else None,
+        "env_steps": summary["env_steps"],
+        "dropped": summary["dropped"],
+    }
+
+
+def relative(rows: list[dict]) -> None:
+    """Each row's steady env steps/s as a fraction of loopback's, same task, mode, variant."""
+    base = {(r["task"], r["mode"], r["variant"]): r for r in rows if r["link"] == "loopback"}
+    for r in rows:
+        ref = base.get((r["task"], r["mode"], r["variant"]))
+        ours, theirs = r["steady_env_steps_per_second"], ref and ref["steady_env_steps_per_second"]
+        r["vs_loopback"] = round(ours / theirs, 3) if ours and theirs else None
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = sorted({(r["task"], r["mode"]) for r in rows if r["variant"] == "default"})
+    links = [x for x in ("dc", "cloud", "wan") if any(r["link"] == x for r in rows)]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / max(1, len(links))
+    for i, name in enumerate(links):
+        values = []
+        for task, mode in groups:
+            match = [r for r in rows if (r["task"], r["mode"], r["link"], r["variant"])
+                     == (task, mode, name, "default")]  # fmt: skip
+            values.append(100 * (match[0]["vs_loopback"] or 0) if match else 0)
+        ax.bar([g + i * width for g in range(len(groups))], values, width, label=name)
+    ax.set_xticks([g + width * (len(links) - 1) / 2 for g in range(len(groups))])
+    ax.set_xticklabels([f"{t}\n{m}" for t, m in groups])
+    ax.set_ylabel("env steps/s, % of loopback")
+    ax.axhline(100, color="grey", lw=0.5)
+    ax.legend(title="link")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+@click.command()
+@click.option("--tasks", default="cartpole,minatar,pong", show_default=True)
+@click.option("--modes", default="gradient,data", show_default=True)
+@click.option("--profiles", default="dc,cloud,wan", show_default=True)
+@click.option("--variants", default="plain,bf16", show_default=True,
+              help="Wire variants run on loopback beside the defaults ('' for none).")  # fmt: skip
+@click.option("--seconds", default=40.0, show_default=True, help="Per run (CartPole: a cap).")
+@click.option("--output", default="network.json", show_default=True)
+def main(tasks: str, modes: str, profiles: str, variants: str, seconds: float, output: str):
+    why = missing_requirements()
+    if why:
+        click.echo(f"benchmarks/network.py {why}; nothing measured.", err=True)
+        sys.exit(2)
+    machine = print_machine()
+    tasks_, modes_ = tasks.split(","), modes.split(",")
+    links = [PROFILES[p] for p in profiles.split(",") if p]
+    rows, checks = [], {}
+    cartpole_cap = max(seconds, 120.0)
+
+    def measure(link_name: str, link: Link | None, variant: str) -> None:
+        for task in tasks_:
+            for mode in modes_:
+                cap = cartpole_cap if task == "cartpole" else seconds
+                row = {"link": link_name, **run(task, mode, link, cap, variant)}
+                rows.append(row)
+                print(f"  {link_name:<9}{task:<9}{mode:<9}{variant:<8}"
+                      f"{row['steady_env_steps_per_second']} steps/s, in "
+                      f"{row['bytes_in_per_env_step']} out {row['bytes_out_per_env_step']} "
+                      f"B/step, solved in {row['seconds_to_solve']}", flush=True)  # fmt: skip
+
+    for variant in ("default", *[v for v in variants.split(",") if v]):
+        measure("loopback", None, variant)
+    for profile in links:
+        with Link(profile) as link:
+            checks[profile.name] = {**link.check(), "target": profile.describe}
+            print(f"link {profile.name}: {profile.describe}; measured {checks[profile.name]}")
+            measure(profile.name, link, "default")
+    relative(rows)
+    print_table(rows, [("link", "link", ""), ("task", "task", ""), ("mode", "mode", ""),
+                       ("variant", "wire", ""), ("steady_env_steps_per_second", "steps/s", ",.0f"),
+                       ("vs_loopback", "vs loopback", ".0%"),
+                       ("bytes_in_per_env_step", "B/step in", ",.0f"),
+                       ("bytes_out_per_env_step", "B/step out", ",.0f"),
+                       ("weights_latency_ms", "latency ms", ".1f"),
+                       ("staleness_mean", "staleness", ".1f"),
+                       ("seconds_to_solve", "s to 475", ".1f")])  # fmt: skip
+    out = {"machine": machine, "links": checks, "seconds": seconds, "rows": rows,
+           "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+    write_json(output, out)
+    plot(rows, RESULTS / Path(output).with_suffix(".png").name)
+
+
+if __name__ == "__main__":
+    main()
