@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import multiprocessing as mp
+import os
 import signal
+import sys
 
 log = logging.getLogger(__name__)
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """A pool killed outright (SIGKILL, OOM) must not leave its actors running on, feeding
+    whichever learner answers next: Linux sends them SIGTERM, and they leave cleanly."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before we asked
+        raise SystemExit(0)
+
+
 def _child(
-    learner: str, seed: int | None, verbose: bool, keys_dir: str | None, after_stop: str
+    learner: str,
+    seed: int | None,
+    verbose: bool,
+    keys_dir: str | None,
+    after_stop: str,
+    parent: int,
 ) -> None:
     from a3c.logs import setup_logging
     from actor.worker import run_actor
 
+    _die_with_parent(parent)
     setup_logging(verbose)
     raise SystemExit(run_actor(learner, seed, keys_dir, after_stop))
 
@@ -33,7 +56,7 @@ def run_pool(
         child_seed = None if seed is None else seed + i
         p = ctx.Process(
             target=_child,
-            args=(learner, child_seed, verbose, keys_dir, after_stop),
+            args=(learner, child_seed, verbose, keys_dir, after_stop, os.getpid()),
             name=f"actor-{i}",
         )
         p.start()

@@ -63,11 +63,20 @@ def ns_cmd(ns: str, *cmd: str) -> list[str]:
 
 
 class Link:
-    """The namespaces, the shaped veth pair and the delaying relay of one profile."""
+    """The namespaces, the shaped veth pair and the delaying relay of one profile. `tag`
+    names a separate set of namespaces (so a test and a benchmark can run side by side)."""
 
-    def __init__(self, profile: Profile):
+    def __init__(self, profile: Profile, tag: str = ""):
         self.profile = profile
         self.relay: subprocess.Popen | None = None
+        self.learner_ns, self.actor_ns = LEARNER_NS + tag, ACTOR_NS + tag
+        self.veth = (f"a3c-vl{tag}"[:15], f"a3c-va{tag}"[:15])
+
+    def in_learner_ns(self, *cmd: str) -> list[str]:
+        return ns_cmd(self.learner_ns, *cmd)
+
+    def in_actor_ns(self, *cmd: str) -> list[str]:
+        return ns_cmd(self.actor_ns, *cmd)
 
     @property
     def learner_bind(self) -> str:
@@ -78,11 +87,12 @@ class Link:
         return f"tcp://127.0.0.1:{RELAY_PORT}"
 
     def __enter__(self) -> Link:
-        teardown()
-        _sh("ip", "netns", "add", LEARNER_NS)
-        _sh("ip", "netns", "add", ACTOR_NS)
-        _sh("ip", "link", "add", "a3c-vl", "type", "veth", "peer", "name", "a3c-va")
-        for dev, ns, ip in (("a3c-vl", LEARNER_NS, LEARNER_IP), ("a3c-va", ACTOR_NS, ACTOR_IP)):
+        self._teardown()
+        _sh("ip", "netns", "add", self.learner_ns)
+        _sh("ip", "netns", "add", self.actor_ns)
+        vl, va = self.veth
+        _sh("ip", "link", "add", vl, "type", "veth", "peer", "name", va)
+        for dev, ns, ip in ((vl, self.learner_ns, LEARNER_IP), (va, self.actor_ns, ACTOR_IP)):
             _sh("ip", "link", "set", dev, "netns", ns)
             _sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev)
             _sh("ip", "-n", ns, "link", "set", dev, "up")
@@ -106,14 +116,18 @@ class Link:
             ),  # fmt: skip
             stdout=subprocess.DEVNULL,
         )
-        _wait_listening(ACTOR_NS, RELAY_PORT)
+        _wait_listening(self.actor_ns, RELAY_PORT)
         return self
 
     def __exit__(self, *exc) -> None:
         if self.relay is not None:
             self.relay.kill()
             self.relay.wait()
-        teardown()
+        self._teardown()
+
+    def _teardown(self) -> None:
+        for ns in (self.learner_ns, self.actor_ns):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
     def check(self) -> dict:
         """Measured through the relay: the round trip of 64 bytes, and the one-way rate."""
@@ -130,9 +144,9 @@ class Link:
             stdout=subprocess.DEVNULL,
         )
         try:
-            _wait_listening(LEARNER_NS, LEARNER_PORT)
+            _wait_listening(self.learner_ns, LEARNER_PORT)
             probe = subprocess.run(
-                ns_cmd(ACTOR_NS, sys.executable, "-m", "benchmarks.netlink",
+                ns_cmd(self.actor_ns, sys.executable, "-m", "benchmarks.netlink",
                        f"127.0.0.1:{RELAY_PORT}"),  # fmt: skip
                 capture_output=True, text=True, timeout=120, check=True,
             )  # fmt: skip
@@ -141,11 +155,6 @@ class Link:
             echo.wait()
         rtt_ms, mbit = (float(x) for x in probe.stdout.split())
         return {"rtt_ms": round(rtt_ms, 3), "mbit": round(mbit, 1)}
-
-
-def teardown() -> None:
-    for ns in (LEARNER_NS, ACTOR_NS):
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def _wait_listening(ns: str, port: int, timeout: float = 10.0) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from benchmarks.common import RESULTS, print_machine, print_table, steady, write_json
-from benchmarks.netlink import ACTOR_NS, LEARNER_NS, PROFILES, Link, missing_requirements, ns_cmd
+from benchmarks.netlink import PROFILES, Link, missing_requirements
 
 TASKS = {
     "cartpole": ("CartPole-v1", ("--target-return", "475")),
@@ -35,6 +35,8 @@ VARIANTS = {
     "default": (),
     "plain": ("--wire-compress", "none", "--no-frame-once", "--max-credit", "2"),
     "bf16": ("--wire-dtype", "bfloat16"),
+    "lag4": ("--weights-lag", "4"),
+    "bf16-lag4": ("--wire-dtype", "bfloat16", "--weights-lag", "4"),
 }
 WARMUP = 5.0
 
@@ -53,11 +55,15 @@ def run(task: str, mode: str, link: Link | None, seconds: float, variant: str) -
         actor_cmd = [*a3c, "actor", "--workers", "2", "--learner",
                      link.actor_address if link else bind]  # fmt: skip
         if link:
-            learner_cmd, actor_cmd = ns_cmd(LEARNER_NS, *learner_cmd), ns_cmd(ACTOR_NS, *actor_cmd)
-        learner = subprocess.Popen(learner_cmd, stderr=subprocess.PIPE, text=True)
+            learner_cmd, actor_cmd = link.in_learner_ns(*learner_cmd), link.in_actor_ns(*actor_cmd)
+        learner = subprocess.Popen(
+            learner_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         actors = subprocess.Popen(actor_cmd, stderr=subprocess.DEVNULL)
         try:
             _, err = learner.communicate(timeout=seconds + 120)
+            # Actors whose stop was lost behind a backlog wait for a learner that is gone.
+            actors.terminate()
             actors.wait(timeout=30)
         finally:
             for p in (learner, actors):
@@ -69,17 +75,34 @@ def run(task: str, mode: str, link: Link | None, seconds: float, variant: str) -
     return _row(task, mode, variant, summary, records)
 
 
+def _steady_rate(records: list[dict], warmup: float) -> float | None:
+    """Env steps/s from `warmup` seconds after the first env step to the last record."""
+    started = [r for r in records if r["env_steps"] > 0]
+    if not started:
+        return None
+    first = [r for r in started if r["wall_seconds"] >= started[0]["wall_seconds"] + warmup]
+    a, b = (first or started)[0], records[-1]
+    if b["wall_seconds"] <= a["wall_seconds"]:
+        return None
+    return (b["env_steps"] - a["env_steps"]) / (b["wall_seconds"] - a["wall_seconds"])
+
+
 def _row(task: str, mode: str, variant: str, summary: dict, records: list[dict]) -> dict:
+    # CartPole solves in seconds on a fast link: its rate is taken from the first step on.
+    warmup = 0.0 if task == "cartpole" else WARMUP
+
     def mean(key: str) -> float | None:
-        value = steady(records, key, WARMUP)
+        value = steady(records, key, warmup)
         return None if value is None else round(value, 1)
+
+    rate = _steady_rate(records, warmup)
 
     return {
         "task": task,
         "mode": mode,
         "variant": variant,
         "env_steps_per_second": round(summary["env_steps"] / summary["wall_seconds"], 1),
-        "steady_env_steps_per_second": mean("env_steps_per_second"),
+        "steady_env_steps_per_second": None if rate is None else round(rate, 1),
         "bytes_in_per_env_step": mean("bytes_in_per_env_step"),
         "bytes_out_per_env_step": mean("bytes_out_per_env_step"),
         "weights_latency_ms": mean("weights_latency_ms_mean"),
@@ -133,8 +156,19 @@ def plot(rows: list[dict], path: Path) -> None:
 @click.option("--variants", default="plain,bf16", show_default=True,
               help="Wire variants run on loopback beside the defaults ('' for none).")  # fmt: skip
 @click.option("--seconds", default=40.0, show_default=True, help="Per run (CartPole: a cap).")
+@click.option("--variant-profiles", default="", help="Profiles that also run the variants.")
+@click.option("--skip-default", is_flag=True, help="Only the variants (defaults measured before).")
 @click.option("--output", default="network.json", show_default=True)
-def main(tasks: str, modes: str, profiles: str, variants: str, seconds: float, output: str):
+def main(
+    tasks: str,
+    modes: str,
+    profiles: str,
+    variants: str,
+    variant_profiles: str,
+    skip_default: bool,
+    seconds: float,
+    output: str,
+):
     why = missing_requirements()
     if why:
         click.echo(f"benchmarks/network.py {why}; nothing measured.", err=True)
@@ -142,7 +176,11 @@ def main(tasks: str, modes: str, profiles: str, variants: str, seconds: float, o
     machine = print_machine()
     tasks_, modes_ = tasks.split(","), modes.split(",")
     links = [PROFILES[p] for p in profiles.split(",") if p]
-    rows, checks = [], {}
+    path = RESULTS / output
+    # Rows of earlier invocations stay; a row measured again replaces its old one.
+    out = json.loads(path.read_text()) if path.exists() else {"links": {}, "rows": []}
+    out.update(machine=machine, seconds=seconds, date=time.strftime("%Y-%m-%d"))
+    rows, checks = out["rows"], out["links"]
     cartpole_cap = max(seconds, 120.0)
 
     def measure(link_name: str, link: Link | None, variant: str) -> None:
@@ -150,19 +188,26 @@ def main(tasks: str, modes: str, profiles: str, variants: str, seconds: float, o
             for mode in modes_:
                 cap = cartpole_cap if task == "cartpole" else seconds
                 row = {"link": link_name, **run(task, mode, link, cap, variant)}
+                key = ("link", "task", "mode", "variant")
+                rows[:] = [r for r in rows if [r[k] for k in key] != [row[k] for k in key]]
                 rows.append(row)
+                relative(rows)
+                write_json(output, out)  # saved as each run ends
                 print(f"  {link_name:<9}{task:<9}{mode:<9}{variant:<8}"
                       f"{row['steady_env_steps_per_second']} steps/s, in "
                       f"{row['bytes_in_per_env_step']} out {row['bytes_out_per_env_step']} "
                       f"B/step, solved in {row['seconds_to_solve']}", flush=True)  # fmt: skip
 
-    for variant in ("default", *[v for v in variants.split(",") if v]):
+    extra = [v for v in variants.split(",") if v]
+    first = () if skip_default else ("default",)
+    for variant in (*first, *extra):
         measure("loopback", None, variant)
     for profile in links:
         with Link(profile) as link:
             checks[profile.name] = {**link.check(), "target": profile.describe}
             print(f"link {profile.name}: {profile.describe}; measured {checks[profile.name]}")
-            measure(profile.name, link, "default")
+            for variant in (*first, *(extra if profile.name in variant_profiles else ())):
+                measure(profile.name, link, variant)
     relative(rows)
     print_table(rows, [("link", "link", ""), ("task", "task", ""), ("mode", "mode", ""),
                        ("variant", "wire", ""), ("steady_env_steps_per_second", "steps/s", ",.0f"),
@@ -172,8 +217,6 @@ def main(tasks: str, modes: str, profiles: str, variants: str, seconds: float, o
                        ("weights_latency_ms", "latency ms", ".1f"),
                        ("staleness_mean", "staleness", ".1f"),
                        ("seconds_to_solve", "s to 475", ".1f")])  # fmt: skip
-    out = {"machine": machine, "links": checks, "seconds": seconds, "rows": rows,
-           "date": time.strftime("%Y-%m-%d")}  # fmt: skip
     write_json(output, out)
     plot(rows, RESULTS / Path(output).with_suffix(".png").name)
 

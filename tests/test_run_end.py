@@ -86,3 +86,39 @@ def test_resuming_a_finished_run_stops_the_waiting_actor(tmp_path):
         kill_all(learner, actor)
     attempts = (tmp_path / "actor.log").read_text().count("no learner answering")
     assert attempts < 10, attempts
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    kids = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(x) for x in kids.read_text().split()] if kids.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_actors_do_not_outlive_a_killed_pool():
+    """A pool killed outright leaves no actor behind to feed whichever learner answers next."""
+    pool = start_actors(f"tcp://127.0.0.1:{free_port()}", "--workers", "2")
+    try:
+        deadline = time.monotonic() + 60
+        while len(_children(pool.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        workers = [p for p in _children(pool.pid) if _alive(p)]
+        assert len(workers) >= 2, "the pool started no actors"
+        time.sleep(3)  # past their start-up, knocking at a learner that is not there
+        pool.send_signal(signal.SIGKILL)
+        pool.wait()
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(p) for p in workers), "actors outlived their pool"
+    finally:
+        kill_all(pool)
