@@ -129,22 +129,24 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = sorted({(r["task"], r["mode"]) for r in rows if r["variant"] == "default"})
-    links = [x for x in ("dc", "cloud", "wan") if any(r["link"] == x for r in rows)]
-    fig, ax = plt.subplots(figsize=(9, 4))
-    width = 0.8 / max(1, len(links))
-    for i, name in enumerate(links):
+    groups = sorted({(r["task"], r["mode"]) for r in rows if r["link"] != "loopback"})
+    series = sorted({(r["link"], r["variant"]) for r in rows if r["link"] != "loopback"})
+    fig, ax = plt.subplots(figsize=(10, 4))
+    width = 0.8 / max(1, len(series))
+    for i, (name, variant) in enumerate(series):
         values = []
         for task, mode in groups:
             match = [r for r in rows if (r["task"], r["mode"], r["link"], r["variant"])
-                     == (task, mode, name, "default")]  # fmt: skip
+                     == (task, mode, name, variant)]  # fmt: skip
             values.append(100 * (match[0]["vs_loopback"] or 0) if match else 0)
-        ax.bar([g + i * width for g in range(len(groups))], values, width, label=name)
+        x = [g + i * width for g in range(len(groups))]
+        ax.bar(x, values, width, label=f"{name}, {variant}")
+    links = series
     ax.set_xticks([g + width * (len(links) - 1) / 2 for g in range(len(groups))])
     ax.set_xticklabels([f"{t}\n{m}" for t, m in groups])
     ax.set_ylabel("env steps/s, % of loopback")
     ax.axhline(100, color="grey", lw=0.5)
-    ax.legend(title="link")
+    ax.legend(title="link, wire", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
