@@ -12,9 +12,10 @@ import pytest
 from benchmarks.netlink import PROFILES, Link, missing_requirements
 from tests.helpers import ENV, kill_all, summary, wait
 
-pytestmark = pytest.mark.skipif(
-    missing_requirements() is not None, reason=str(missing_requirements())
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(missing_requirements() is not None, reason=str(missing_requirements())),
+]
 
 
 def a3c_in(ns_cmd, *args: str, log=None) -> subprocess.Popen:
