@@ -101,21 +101,10 @@ class Link:
             burst = max(128 * 1024, int(rate_bytes * 0.004))  # >= one GSO segment
             _sh("tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate",
                 f"{self.profile.mbit:g}mbit", "burst", str(burst), "latency", "50ms")  # fmt: skip
-        self.relay = subprocess.Popen(
-            ns_cmd(
-                ACTOR_NS,
-                sys.executable,
-                "-m",
-                "benchmarks.relay",
-                "--listen",
-                f"127.0.0.1:{RELAY_PORT}",
-                "--to",
-                f"{LEARNER_IP}:{LEARNER_PORT}",
-                "--delay-ms",
-                str(self.profile.rtt_ms / 2),
-            ),  # fmt: skip
-            stdout=subprocess.DEVNULL,
-        )
+        relay = (sys.executable, "-m", "benchmarks.relay", "--listen",
+                 f"127.0.0.1:{RELAY_PORT}", "--to", f"{LEARNER_IP}:{LEARNER_PORT}",
+                 "--delay-ms", str(self.profile.rtt_ms / 2))  # fmt: skip
+        self.relay = subprocess.Popen(self.in_actor_ns(*relay), stdout=subprocess.DEVNULL)
         _wait_listening(self.actor_ns, RELAY_PORT)
         return self
 
@@ -131,23 +120,14 @@ class Link:
 
     def check(self) -> dict:
         """Measured through the relay: the round trip of 64 bytes, and the one-way rate."""
-        echo = subprocess.Popen(
-            ns_cmd(
-                LEARNER_NS,
-                sys.executable,
-                "-m",
-                "benchmarks.relay",
-                "--echo",
-                "--listen",
-                f"{LEARNER_IP}:{LEARNER_PORT}",
-            ),  # fmt: skip
-            stdout=subprocess.DEVNULL,
-        )
+        echo = (sys.executable, "-m", "benchmarks.relay", "--echo", "--listen",
+                f"{LEARNER_IP}:{LEARNER_PORT}")  # fmt: skip
+        echo = subprocess.Popen(self.in_learner_ns(*echo), stdout=subprocess.DEVNULL)
         try:
             _wait_listening(self.learner_ns, LEARNER_PORT)
             probe = subprocess.run(
-                ns_cmd(self.actor_ns, sys.executable, "-m", "benchmarks.netlink",
-                       f"127.0.0.1:{RELAY_PORT}"),  # fmt: skip
+                self.in_actor_ns(sys.executable, "-m", "benchmarks.netlink",
+                                 f"127.0.0.1:{RELAY_PORT}"),  # fmt: skip
                 capture_output=True, text=True, timeout=120, check=True,
             )  # fmt: skip
         finally:

@@ -141,8 +141,7 @@ def plot(rows: list[dict], path: Path) -> None:
             values.append(100 * (match[0]["vs_loopback"] or 0) if match else 0)
         x = [g + i * width for g in range(len(groups))]
         ax.bar(x, values, width, label=f"{name}, {variant}")
-    links = series
-    ax.set_xticks([g + width * (len(links) - 1) / 2 for g in range(len(groups))])
+    ax.set_xticks([g + width * (len(series) - 1) / 2 for g in range(len(groups))])
     ax.set_xticklabels([f"{t}\n{m}" for t, m in groups])
     ax.set_ylabel("env steps/s, % of loopback")
     ax.axhline(100, color="grey", lw=0.5)

@@ -99,6 +99,7 @@ class Learner:
         self.run_id = secrets.token_hex(8)
         self.pending: dict[str, deque[PendingRollout]] = {}
         self._received = time.monotonic()
+        self._grant = config.max_outstanding
         self._rates: deque[tuple[float, int, int]] = deque(maxlen=RATE_WINDOW)
         self._last_record: dict = {}
         self._handlers = {
@@ -255,6 +256,7 @@ class Learner:
         self._next_housekeeping = now + HOUSEKEEPING_EVERY
         self.registry.expire()
         self.registry.update_rates()
+        self._update_grant()
         self._rates.append((now, self.stats.env_steps, self.stats.updates))
         self.connections.poll()
         if now >= self._next_metrics:
@@ -481,11 +483,12 @@ class Learner:
         self.stats.bytes_out += sent
         return sent
 
-    def _credit(self) -> int:
+    def _update_grant(self) -> None:
         """Each actor's grant: enough to cover a long round trip, but never so much that all
-        actors' work in flight adds up to more than max_staleness updates."""
+        actors' work in flight adds up to more than max_staleness updates. O(actors), so it
+        is refreshed with the housekeeping, not per reply."""
         share = self.cfg.max_staleness // max(1, len(self.registry.connected()))
-        return max(self.cfg.max_outstanding, min(self.cfg.max_credit, share))
+        self._grant = max(self.cfg.max_outstanding, min(self.cfg.max_credit, share))
 
     def _reply_weights(self, info: ActorInfo, received: float) -> None:
         """Return one credit, with the newest weights unless the actor's copy is at most
@@ -493,7 +496,7 @@ class Learner:
         answers arrived, so the actor can tell the link's round trip from the learner's."""
         up = self.updater
         held = max(0.0, time.monotonic() - received)
-        reply = Weights(self.run_id, up.version, up.stamp, self._credit(), held)
+        reply = Weights(self.run_id, up.version, up.stamp, self._grant, held)
         if up.version - info.sent_version > self.cfg.weights_lag or info.sent_version < 0:
             reply.weights, reply.extras = up.weights, self.norm.reply()
         if not self._send(reply, info.identity):

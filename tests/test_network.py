@@ -12,10 +12,9 @@ import pytest
 from benchmarks.netlink import PROFILES, Link, missing_requirements
 from tests.helpers import ENV, kill_all, summary, wait
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(missing_requirements() is not None, reason=str(missing_requirements())),
-]
+pytestmark = pytest.mark.skipif(
+    missing_requirements() is not None, reason=str(missing_requirements())
+)
 
 
 def a3c_in(ns_cmd, *args: str, log=None) -> subprocess.Popen:
@@ -53,5 +52,6 @@ def test_cartpole_solves_over_a_wan_link(wan, tmp_path, mode):
     assert result["solved"], result
     records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     # Two actors at the base credit (2 each) would see staleness of at most ~3 updates.
-    assert max(r["staleness_max"] or 0 for r in records) > 4
+    staleness = [r["staleness_max"] for r in records]
+    assert max(s or 0 for s in staleness) > 4, staleness
     assert set(result["dropped"]) <= {"stale"}, result["dropped"]
