@@ -206,7 +206,7 @@ LEARNER_OPTIONS = [
     option(
         "--wire-dtype",
         type=click.Choice(["float32", "bfloat16", "float16"]),
-        default="float32",
+        default="bfloat16",
         show_default=True,
         help="Weights and gradients on the wire (the learner's copy stays float32): 16-bit "
         "halves their bytes.",

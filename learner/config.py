@@ -38,7 +38,7 @@ class LearnerConfig:
     round trip and use what covers it, within the grant)."""
     wire_compress: str = "zstd"
     """Codec for uint8 and bool arrays on the wire: none, lz4 or zstd."""
-    wire_dtype: str = "float32"
+    wire_dtype: str = "bfloat16"
     """Weights and gradients on the wire: float32, bfloat16 or float16. The learner's
     weights and optimizer state stay float32."""
     frame_once: bool = True
