@@ -57,6 +57,39 @@ SB3_ZOO = {
 TRAINERS = ("service gradient", "service data", "SB3 A2C (zoo)")
 
 
+def flag_settings(flags: str) -> dict:
+    """`--lr 2e-3 --lr-decay` as {"lr": 0.002, "lr_decay": True}."""
+    out, words = {}, flags.split()
+    for i, word in enumerate(words):
+        if word.startswith("--"):
+            takes = i + 1 < len(words) and not words[i + 1].startswith("--")
+            out[word[2:].replace("-", "_")] = float(words[i + 1]) if takes else True
+    return out
+
+
+def tune_rows(spec: str) -> tuple[Task, dict]:
+    """`TASK:CANDIDATE`: a tune.py candidate's runs as this benchmark's service rows, taken
+    only where the candidate's flags are exactly what the task's preset applies now, so each
+    run is what `a3c train --env ID` does with no flags (tune.py runs `--preset none` plus
+    the flags). For tasks measured on a bigger host than the one at hand."""
+    from rlcore.presets import for_env
+
+    env_id, name = spec.rsplit(":", 1)
+    task = TASKS[env_id]
+    entry = json.loads((RESULTS / f"tune_{env_id.replace('/', '-')}.json").read_text())
+    candidate = entry["candidates"][name]
+    preset = for_env(env_id)
+    wanted = {k: (v if isinstance(v, bool) else float(v)) for k, v in preset.settings.items()}
+    if flag_settings(candidate["flags"]) != wanted:
+        raise SystemExit(f"{spec}: flags {candidate['flags']!r} are not preset "
+                         f"{preset.name}'s settings {preset.settings}")  # fmt: skip
+    source = f"tune_{env_id.replace('/', '-')}.json, candidate {name} = preset {preset.name}"
+    rows = {f"service {mode}|{run['seed']}": {**run, "machine": candidate["machine"],
+                                              "source": source}
+            for mode, runs in candidate["runs"].items() for run in runs}  # fmt: skip
+    return task, rows
+
+
 def service(task: Task, mode: str, seed: int, max_seconds: float | None) -> dict:
     # Stop at the higher mark where there is one, so the lower one is read off the curve.
     target = task.also_report if task.also_report is not None else task.target
@@ -171,8 +204,11 @@ def main() -> None:
     parser.add_argument("--trainers", default=",".join(TRAINERS))
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (many-core hosts)")
     parser.add_argument("--max-seconds", type=float, default=None, help="wall cap per run")
+    parser.add_argument("--import-tune", action="append", default=[], metavar="TASK:CANDIDATE",
+                        help="a tune.py candidate's runs as the task's service rows (only "
+                             "if its flags are the task's preset now); runs nothing")  # fmt: skip
     args = parser.parse_args()
-    tasks = [TASKS[t] for t in args.tasks.split(",")]
+    tasks = [] if args.import_tune else [TASKS[t] for t in args.tasks.split(",")]
     trainers = args.trainers.split(",")
     here = machine()
     jobs = [(t, name, s) for t in tasks for name in trainers for s in range(args.seeds)
@@ -200,6 +236,9 @@ def main() -> None:
 
     with ThreadPoolExecutor(args.jobs) as pool:
         list(pool.map(keep, jobs))
+    for spec in args.import_tune:
+        task, rows = tune_rows(spec)
+        store["runs"].setdefault(task.env_id, {}).update(rows)
     table = []
     for task in (TASKS[t] for t in store["runs"]):  # every task measured so far
         runs = {tuple(k.split("|")): v for k, v in store["runs"][task.env_id].items()

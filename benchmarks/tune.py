@@ -57,12 +57,16 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "T5": "--rollout-len 5",
         "T10-lr2e-3": "--rollout-len 10 --lr 2e-3",
         "norm-obs": "--normalize-obs",
+        "T10-decay": "--rollout-len 10 --lr-decay",
+        "T10-lr2e-3-decay": "--rollout-len 10 --lr 2e-3 --lr-decay",
+        "T10-envs8-lr2e-3-decay": "--rollout-len 10 --num-envs 8 --lr 2e-3 --lr-decay",
     },
     "InvertedPendulum-v5": {
         "defaults": "",
         "norm-both": NORM,
         "norm-obs": "--normalize-obs",
         "norm-both-ent0-std-1": f"{NORM} --entropy-coef 0 --log-std-init -1",
+        "norm-both-ent0-std-1-decay": f"{NORM} --entropy-coef 0 --log-std-init -1 --lr-decay",
     },
     "HalfCheetah-v5": {
         "norm-both": NORM,
@@ -71,11 +75,14 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "norm-both-std-1-T10": f"{NORM} --log-std-init -1 --rollout-len 10",
         "norm-both-lr3e-4": f"{NORM} --lr 3e-4",
         "norm-both-256": f"{NORM} --hidden 256,256",
+        "norm-both-ent0-std-1-decay": f"{NORM} --entropy-coef 0 --log-std-init -1 --lr-decay",
     },
     "MinAtar/Breakout-v1": {
         "defaults": "",
         "lr2e-3": "--lr 2e-3",
         "lr2e-3-envs8": "--lr 2e-3 --num-envs 8",
+        "lr2e-3-envs8-decay": "--lr 2e-3 --num-envs 8 --lr-decay",
+        "lr2e-3-envs8-decay-ent0.02": "--lr 2e-3 --num-envs 8 --lr-decay --entropy-coef 0.02",
     },
 }
 

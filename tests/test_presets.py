@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,8 @@ from a3c.cli import HP_OPTIONS
 from rlcore.hyperparams import Hyperparams
 from rlcore.presets import PresetError, all_presets, by_name, for_env, resolve
 from tests.helpers import ENV, free_port, run_a3c
+
+RESULTS = Path(__file__).parent.parent / "benchmarks" / "results"
 
 
 @pytest.mark.parametrize(
@@ -51,6 +54,29 @@ def test_every_preset_is_valid_hyperparameters_and_says_what_chose_it():
         if preset.settings:
             assert preset.chosen_by, f"{preset.name}: which run chose these values?"
     assert set(HP_OPTIONS) <= known
+
+
+def test_a_preset_chosen_by_a_tuning_candidate_holds_exactly_that_candidates_flags():
+    """The results file a preset cites must be of the settings it holds: a preset edited
+    without a run behind it (or a candidate renamed) fails here."""
+    import re
+
+    from benchmarks.learning import flag_settings
+    from benchmarks.tune import CANDIDATES
+
+    cited = 0
+    for preset in all_presets():
+        found = re.match(r"tune_(\S+)\.json, candidate (\S+?):", preset.chosen_by)
+        if not found:
+            continue
+        task = next(t for t in CANDIDATES if t.replace("/", "-") == found[1])
+        results = json.loads((RESULTS / f"tune_{found[1]}.json").read_text())
+        flags = CANDIDATES[task][found[2]]
+        assert results["candidates"][found[2]]["flags"] == flags, preset.name
+        wanted = {k: v if isinstance(v, bool) else float(v) for k, v in preset.settings.items()}
+        assert flag_settings(flags) == wanted, preset.name
+        cited += 1
+    assert cited >= 5
 
 
 def learner_config(tmp_path, name, *args, env=None):
