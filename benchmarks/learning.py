@@ -63,7 +63,12 @@ def flag_settings(flags: str) -> dict:
     for i, word in enumerate(words):
         if word.startswith("--"):
             takes = i + 1 < len(words) and not words[i + 1].startswith("--")
-            out[word[2:].replace("-", "_")] = float(words[i + 1]) if takes else True
+            value = words[i + 1] if takes else True
+            if takes and "," in value:  # --hidden 256,256
+                value = [int(x) for x in value.split(",")]
+            elif takes:
+                value = float(value)
+            out[word[2:].replace("-", "_")] = value
     return out
 
 
@@ -79,7 +84,7 @@ def tune_rows(spec: str) -> tuple[Task, dict]:
     entry = json.loads((RESULTS / f"tune_{env_id.replace('/', '-')}.json").read_text())
     candidate = entry["candidates"][name]
     preset = for_env(env_id)
-    wanted = {k: (v if isinstance(v, bool) else float(v)) for k, v in preset.settings.items()}
+    wanted = {k: v if isinstance(v, (bool, list)) else float(v) for k, v in preset.settings.items()}
     if flag_settings(candidate["flags"]) != wanted:
         raise SystemExit(f"{spec}: flags {candidate['flags']!r} are not preset "
                          f"{preset.name}'s settings {preset.settings}")  # fmt: skip

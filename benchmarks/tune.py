@@ -76,6 +76,10 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "norm-both-lr3e-4": f"{NORM} --lr 3e-4",
         "norm-both-256": f"{NORM} --hidden 256,256",
         "norm-both-ent0-std-1-decay": f"{NORM} --entropy-coef 0 --log-std-init -1 --lr-decay",
+        "norm-both-ent0-std-0.5-decay": f"{NORM} --entropy-coef 0 --log-std-init -0.5 --lr-decay",
+        "norm-both-std-1-decay": f"{NORM} --log-std-init -1 --lr-decay",
+        "norm-both-ent0-std-1-decay-256": f"{NORM} --entropy-coef 0 --log-std-init -1 --lr-decay "
+        "--hidden 256,256",
     },
     "MinAtar/Breakout-v1": {
         "defaults": "",
