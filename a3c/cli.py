@@ -205,11 +205,11 @@ LEARNER_OPTIONS = [
     ),
     option(
         "--wire-dtype",
-        type=click.Choice(["float32", "bfloat16", "float16"]),
-        default="bfloat16",
+        type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
+        default="auto",
         show_default=True,
         help="Weights and gradients on the wire (the learner's copy stays float32): 16-bit "
-        "halves their bytes.",
+        "halves their bytes; auto is bfloat16 for discrete actions, float32 for continuous.",
     ),
     option(
         "--frame-once/--no-frame-once",

@@ -20,7 +20,7 @@ import numpy as np
 import zmq
 
 from learner.checkpoint import ResumeError, checkpoint_state, restore
-from learner.config import LearnerConfig
+from learner.config import LearnerConfig, wire_floats
 from learner.normstats import NormStats
 from learner.progress import Progress, progress_line
 from learner.registry import ActorInfo, ActorRegistry
@@ -93,7 +93,8 @@ class Learner:
         except ValueError as exc:  # settings that do not fit this env's spaces
             raise LearnerStartError(str(exc)) from None
         self.norm = NormStats(self.hp, int(np.prod(self.spec.obs_shape)))
-        self.wire = WireFormat(config.wire_compress, config.wire_dtype)
+        floats = wire_floats(config.wire_dtype, self.spec.discrete)
+        self.wire = WireFormat(config.wire_compress, floats)
         self.stats = RunStats()
         self.registry = ActorRegistry(config.heartbeat_timeout)
         self.run_id = secrets.token_hex(8)
@@ -194,6 +195,7 @@ class Learner:
             self.target,
         )
         self._log_preset()
+        log.info("wire: %s weights and gradients, %s frames", self.wire.floats, self.wire.compress)
         progress = Progress(plain_every=self.cfg.metrics_every)
         now = time.monotonic()
         self._next_metrics = now + self.cfg.metrics_every

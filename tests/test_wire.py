@@ -207,3 +207,19 @@ def test_credit_covers_the_round_trip_within_the_grant(monkeypatch):
     assert pacer.limit == 3  # never above the learner's grant
     pacer.on_grant(99)
     assert pacer.grant == 16
+
+
+@pytest.mark.parametrize(
+    ("env_id", "flags", "floats"),
+    [
+        ("CartPole-v1", (), "bfloat16"),  # discrete actions: 16-bit by default
+        ("Pendulum-v1", (), "float32"),  # a Gaussian policy: float32 by default
+        ("Pendulum-v1", ("--wire-dtype", "bfloat16"), "bfloat16"),  # a flag decides
+    ],
+)
+def test_the_wire_dtype_follows_the_action_space_unless_set(tmp_path, env_id, flags, floats):
+    from tests.test_presets import learner_config
+
+    config, log = learner_config(tmp_path, "run", "--env", env_id, *flags)
+    assert config["wire_dtype"] == (flags[1] if flags else "auto")
+    assert f"wire: {floats} weights and gradients" in log
