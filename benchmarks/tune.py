@@ -80,6 +80,8 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "norm-both-std-1-decay": f"{NORM} --log-std-init -1 --lr-decay",
         "norm-both-ent0-std-1-decay-256": f"{NORM} --entropy-coef 0 --log-std-init -1 --lr-decay "
         "--hidden 256,256",
+        "norm-both-ent0-std-1-decay-clip0.5": f"{NORM} --entropy-coef 0 --log-std-init -1 "
+        "--lr-decay --max-grad-norm 0.5",
     },
     "MinAtar/Breakout-v1": {
         "defaults": "",
