@@ -72,6 +72,11 @@ def flag_settings(flags: str) -> dict:
     return out
 
 
+def preset_values(settings: dict) -> dict:
+    """A preset's settings in flag_settings' terms (numbers as floats)."""
+    return {k: v if isinstance(v, (bool, list)) else float(v) for k, v in settings.items()}
+
+
 def tune_rows(spec: str) -> tuple[Task, dict]:
     """`TASK:CANDIDATE`: a tune.py candidate's runs as this benchmark's service rows, taken
     only where the candidate's flags are exactly what the task's preset applies now, so each
@@ -84,8 +89,7 @@ def tune_rows(spec: str) -> tuple[Task, dict]:
     entry = json.loads((RESULTS / f"tune_{env_id.replace('/', '-')}.json").read_text())
     candidate = entry["candidates"][name]
     preset = for_env(env_id)
-    wanted = {k: v if isinstance(v, (bool, list)) else float(v) for k, v in preset.settings.items()}
-    if flag_settings(candidate["flags"]) != wanted:
+    if flag_settings(candidate["flags"]) != preset_values(preset.settings):
         raise SystemExit(f"{spec}: flags {candidate['flags']!r} are not preset "
                          f"{preset.name}'s settings {preset.settings}")  # fmt: skip
     source = f"tune_{env_id.replace('/', '-')}.json, candidate {name} = preset {preset.name}"

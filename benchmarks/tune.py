@@ -82,6 +82,8 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "--hidden 256,256",
         "norm-both-ent0-std-1-decay-clip0.5": f"{NORM} --entropy-coef 0 --log-std-init -1 "
         "--lr-decay --max-grad-norm 0.5",
+        "norm-both-ent0-std-1-decay-envs8": f"{NORM} --entropy-coef 0 --log-std-init -1 "
+        "--lr-decay --num-envs 8",
     },
     "MinAtar/Breakout-v1": {
         "defaults": "",

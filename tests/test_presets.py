@@ -3,6 +3,7 @@ flag and A3C_* variable overrides them; --preset picks one by name or turns them
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import fields
@@ -59,9 +60,7 @@ def test_every_preset_is_valid_hyperparameters_and_says_what_chose_it():
 def test_a_preset_chosen_by_a_tuning_candidate_holds_exactly_that_candidates_flags():
     """The results file a preset cites must be of the settings it holds: a preset edited
     without a run behind it (or a candidate renamed) fails here."""
-    import re
-
-    from benchmarks.learning import flag_settings
+    from benchmarks.learning import flag_settings, preset_values
     from benchmarks.tune import CANDIDATES
 
     cited = 0
@@ -73,9 +72,7 @@ def test_a_preset_chosen_by_a_tuning_candidate_holds_exactly_that_candidates_fla
         results = json.loads((RESULTS / f"tune_{found[1]}.json").read_text())
         flags = CANDIDATES[task][found[2]]
         assert results["candidates"][found[2]]["flags"] == flags, preset.name
-        wanted = {k: v if isinstance(v, (bool, list)) else float(v)
-                  for k, v in preset.settings.items()}  # fmt: skip
-        assert flag_settings(flags) == wanted, preset.name
+        assert flag_settings(flags) == preset_values(preset.settings), preset.name
         cited += 1
     assert cited >= 5
 
