@@ -91,6 +91,7 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "lr2e-3-envs8": "--lr 2e-3 --num-envs 8",
         "lr2e-3-envs8-decay": "--lr 2e-3 --num-envs 8 --lr-decay",
         "lr2e-3-envs8-decay-ent0.02": "--lr 2e-3 --num-envs 8 --lr-decay --entropy-coef 0.02",
+        "lr2.8e-3-envs16-decay-ent0.02": "--lr 2.8e-3 --num-envs 16 --lr-decay --entropy-coef 0.02",
     },
 }
 
