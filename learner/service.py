@@ -160,7 +160,7 @@ class Learner:
             self._resume()
         elif self.cfg.resume:
             log.warning("--resume: no checkpoint in %s, starting a new run", rd.root)
-        write_json(rd.config, self.cfg.to_dict())
+        write_json(rd.config, {**self.cfg.to_dict(), "wire": self.wire.to_dict()})  # as resolved
 
     def _resume(self) -> None:
         try:

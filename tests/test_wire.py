@@ -222,4 +222,5 @@ def test_the_wire_dtype_follows_the_action_space_unless_set(tmp_path, env_id, fl
 
     config, log = learner_config(tmp_path, "run", "--env", env_id, *flags)
     assert config["wire_dtype"] == (flags[1] if flags else "auto")
+    assert config["wire"] == {"compress": "zstd", "floats": floats}  # what was used
     assert f"wire: {floats} weights and gradients" in log
