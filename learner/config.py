@@ -97,8 +97,8 @@ class LearnerConfig:
                 raise ValueError(f"{name.replace('_', '-')} must be > 0")
         from protocol.wire import WireFormat
 
-        floats = "float32" if self.wire_dtype == AUTO_DTYPE else self.wire_dtype
-        WireFormat(self.wire_compress, floats)  # raises ValueError naming the value
+        # raises ValueError naming a bad value (auto resolves to a valid one either way)
+        WireFormat(self.wire_compress, wire_floats(self.wire_dtype, discrete_actions=True))
         if self.max_credit < self.max_outstanding:
             raise ValueError("max-credit must be >= max-outstanding")
         if not 0 <= self.weights_lag < self.max_staleness:
