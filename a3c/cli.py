@@ -116,6 +116,14 @@ LEARNER_OPTIONS = [
     ),
     option("--gamma", type=click.FloatRange(0, 1), default=DEFAULTS.gamma, show_default=True),
     option(
+        "--gae-lambda",
+        type=click.FloatRange(0, 1),
+        default=DEFAULTS.gae_lambda,
+        show_default=True,
+        help="Lambda of advantages and value targets: 1 is A3C's n-step returns; lower cuts "
+        "their variance (GAE; V-trace's lambda in data mode).",
+    ),
+    option(
         "--reward-scale",
         type=click.FloatRange(min=0, min_open=True),
         default=DEFAULTS.reward_scale,
@@ -274,9 +282,25 @@ def learner_options(fn):
     return fn
 
 
-HP_OPTIONS = ("lr", "rollout_len", "num_envs", "gamma", "reward_scale", "entropy_coef",
-              "value_coef", "max_grad_norm", "hidden", "recurrent", "lstm_size", "reward_clip",
-              "normalize_obs", "normalize_reward", "lr_decay", "log_std_init")  # fmt: skip
+HP_OPTIONS = (
+    "lr",
+    "rollout_len",
+    "num_envs",
+    "gamma",
+    "gae_lambda",
+    "reward_scale",
+    "entropy_coef",
+    "value_coef",
+    "max_grad_norm",
+    "hidden",
+    "recurrent",
+    "lstm_size",
+    "reward_clip",
+    "normalize_obs",
+    "normalize_reward",
+    "lr_decay",
+    "log_std_init",
+)
 
 
 def _apply_preset(kw: dict) -> tuple[dict, dict | None]:

@@ -84,6 +84,10 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "--lr-decay --max-grad-norm 0.5",
         "norm-both-ent0-std-1-decay-envs8": f"{NORM} --entropy-coef 0 --log-std-init -1 "
         "--lr-decay --num-envs 8",
+        "norm-both-ent0-std-1-decay-lam0.9": f"{NORM} --entropy-coef 0 --log-std-init -1 "
+        "--lr-decay --gae-lambda 0.9",
+        "norm-both-ent0-std-1-decay-lam0.95": f"{NORM} --entropy-coef 0 --log-std-init -1 "
+        "--lr-decay --gae-lambda 0.95",
     },
     "MinAtar/Breakout-v1": {
         "defaults": "",
@@ -125,11 +129,15 @@ def main() -> None:
 
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(one, jobs))
-    # Candidates tuned in earlier invocations stay in the file; those run now replace theirs.
+    # Candidates and modes tuned in earlier invocations stay in the file; the modes run now
+    # replace theirs (a changed flag string drops the candidate's old runs).
     path = RESULTS / f"tune_{args.task.replace('/', '-')}.json"
     table = json.loads(path.read_text())["candidates"] if path.exists() else {}
     for name in names:
-        table[name] = {"flags": CANDIDATES[args.task][name], "runs": {}, "machine": machine}
+        flags, old = CANDIDATES[args.task][name], table.get(name, {})
+        kept = old.get("runs", {}) if old.get("flags") == flags else {}
+        runs = {m: r for m, r in kept.items() if m not in args.modes.split(",")}
+        table[name] = {"flags": flags, "runs": runs, "machine": machine}
     for (name, mode, seed), result in results:
         table[name]["runs"].setdefault(mode, []).append({"seed": seed, **result})
     for entry in table.values():

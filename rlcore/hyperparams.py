@@ -18,6 +18,9 @@ class Hyperparams:
     num_envs: int = 4
     """Envs stepped together by each actor, with one batched forward pass per step."""
     gamma: float = 0.99
+    gae_lambda: float = 1.0
+    """Lambda of the advantage estimates and value targets: 1 is A3C's n-step returns; below 1
+    (GAE, and V-trace's lambda in data mode) lowers their variance at the cost of bias."""
     reward_scale: float = 1.0
     """Rewards are multiplied by this in the loss (keeps value targets near 1 in size)."""
     entropy_coef: float = 0.01
@@ -78,6 +81,7 @@ class Hyperparams:
             (1 <= self.rollout_len <= 10_000, "rollout_len must be in [1, 10000]"),
             (1 <= self.num_envs <= 4096, "num_envs must be in [1, 4096]"),
             (0 <= self.gamma <= 1, "gamma must be in [0, 1]"),
+            (0 <= self.gae_lambda <= 1, "gae_lambda must be in [0, 1]"),
             (self.reward_scale > 0, "reward_scale must be > 0"),
             (self.entropy_coef >= 0, "entropy_coef must be >= 0"),
             (self.max_grad_norm > 0, "max_grad_norm must be > 0"),

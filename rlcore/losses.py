@@ -8,7 +8,7 @@ import torch
 
 from rlcore.hyperparams import Hyperparams
 from rlcore.networks import ActorCritic
-from rlcore.returns import n_step_returns, vtrace
+from rlcore.returns import gae, vtrace
 from rlcore.rollout import RolloutBatch
 
 
@@ -48,7 +48,8 @@ def rollout_loss(
     off_policy: bool,
     reward_factor: float = 1.0,
 ) -> tuple[torch.Tensor, LossStats]:
-    """The loss of `model` on `rollout`: n-step returns when on-policy, V-trace when not.
+    """The loss of `model` on `rollout`: GAE when on-policy, V-trace when not (both with
+    `gae_lambda`; at 1 the on-policy targets are A3C's n-step returns).
 
     Rewards enter as `reward * reward_scale * reward_factor` (the factor: 1 / std of the
     running discounted returns with normalize_reward), clipped to +-reward_clip when set.
@@ -84,10 +85,12 @@ def rollout_loss(
             hp.gamma,
             hp.rho_bar,
             hp.c_bar,
+            hp.gae_lambda,
         )
     else:
-        vs = n_step_returns(rewards, next_values, terminated, truncated, hp.gamma)
-        adv = vs - values.detach()
+        adv, vs = gae(
+            rewards, values.detach(), next_values, terminated, truncated, hp.gamma, hp.gae_lambda
+        )
     entropy = model.dist.entropy(params)
     return a3c_loss(
         logp.reshape(-1),

@@ -1,4 +1,4 @@
-"""Return targets: n-step returns (on-policy) and V-trace (off-policy, IMPALA).
+"""Return targets: GAE / n-step returns (on-policy) and V-trace (off-policy, IMPALA).
 
 Conventions, for `T` steps of `E` envs (arrays shaped (T, E)):
 - `next_values[t]` is V of the state after step t: V(obs[t+1]) inside the rollout,
@@ -12,24 +12,31 @@ from __future__ import annotations
 import torch
 
 
-def n_step_returns(
+def gae(
     rewards: torch.Tensor,
+    values: torch.Tensor,
     next_values: torch.Tensor,
     terminated: torch.Tensor,
     truncated: torch.Tensor,
     gamma: float,
-) -> torch.Tensor:
-    """R_t = r_t + gamma * (1 - term_t) * (R_{t+1} if the episode goes on else next_values[t])."""
-    T = rewards.shape[0]
-    returns = torch.empty_like(rewards)
+    lam: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalized advantage estimates and lambda-return value targets (Schulman et al. 2016).
+
+    A_t = delta_t + gamma lam A_{t+1} while the episode goes on, delta_t = r_t + gamma
+    (1 - term_t) next_values[t] - V_t; targets are A + V. lam = 1 gives the n-step returns
+    of A3C (bootstrapped once, from the value after the rollout or the episode's end);
+    lam < 1 leans on the value function sooner, trading bias for lower variance.
+    """
     discounts = gamma * (~terminated).to(rewards.dtype)
-    cut = (terminated | truncated).to(rewards.dtype)
-    following = next_values[T - 1]
-    for t in range(T - 1, -1, -1):
-        if t < T - 1:
-            following = cut[t] * next_values[t] + (1 - cut[t]) * returns[t + 1]
-        returns[t] = rewards[t] + discounts[t] * following
-    return returns
+    carry = (~(terminated | truncated)).to(rewards.dtype)
+    deltas = rewards + discounts * next_values - values
+    advantages = torch.empty_like(rewards)
+    following = torch.zeros_like(rewards[0])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        following = deltas[t] + (discounts[t] * lam) * carry[t] * following
+        advantages[t] = following
+    return advantages, advantages + values
 
 
 def vtrace(
@@ -43,15 +50,18 @@ def vtrace(
     gamma: float,
     rho_bar: float = 1.0,
     c_bar: float = 1.0,
+    lam: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """V-trace value targets `vs` and policy-gradient advantages (Espeholt et al. 2018).
 
     vs_t = V_t + sum_k gamma^k (prod c) delta_{t+k}, delta_t = rho_t (r_t + gamma V_{t+1} - V_t),
     computed by the recursion acc_t = delta_t + gamma c_t acc_{t+1}, cut at episode ends.
+    `lam` scales the traces, c_t = lam min(c_bar, ratio_t) (the paper's remark on
+    lambda-returns): on-policy it makes vs the targets of `gae` with the same lam.
     """
     ratios = torch.exp(target_logp - behaviour_logp)
     rhos = ratios.clamp(max=rho_bar)
-    cs = ratios.clamp(max=c_bar)
+    cs = lam * ratios.clamp(max=c_bar)
     discounts = gamma * (~terminated).to(rewards.dtype)
     carry = (~(terminated | truncated)).to(rewards.dtype)
     deltas = rhos * (rewards + discounts * next_values - values)

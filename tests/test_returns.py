@@ -1,4 +1,4 @@
-"""n-step returns and V-trace against hand-computed values and a direct reference."""
+"""GAE / n-step returns and V-trace against hand-computed values and a direct reference."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlcore.returns import n_step_returns, vtrace
+from rlcore.returns import gae, vtrace
 
 
 def col(xs, dtype=torch.float32):
@@ -29,17 +29,42 @@ REWARDS, NEXT_V, GAMMA = [1.0, 2.0, 3.0], [10.0, 20.0, 30.0], 0.5
         ([0, 0, 1], [0, 0, 0], [2.75, 3.5, 3.0]),
     ],
 )
-def test_n_step_returns_by_hand(terminated, truncated, expected):
-    out = n_step_returns(col(REWARDS), col(NEXT_V), flags(terminated), flags(truncated), GAMMA)
+def test_gae_at_lambda_1_is_n_step_returns_by_hand(terminated, truncated, expected):
+    values = col([4.0, 10.0, 20.0])  # V(obs[t+1]) = next V[t], as inside a rollout
+    adv, out = gae(
+        col(REWARDS), values, col(NEXT_V), flags(terminated), flags(truncated), GAMMA, 1.0
+    )
     np.testing.assert_allclose(out.squeeze(1).numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose((adv + values).squeeze(1).numpy(), expected, rtol=1e-6)
 
 
-def vtrace_reference(blogp, tlogp, r, v, nv, term, trunc, gamma, rho_bar, c_bar):
+# V = [4, 5, 6], next V = [10, 20, 30], gamma 0.5, lambda 0.5:
+# deltas = r + 0.5 nv - V = [1+5-4, 2+10-5, 3+15-6] = [2, 7, 12]
+# A_2 = 12; A_1 = 7 + 0.25 * 12 = 10; A_0 = 2 + 0.25 * 10 = 4.5
+# with step 1 terminated: delta_1 = 2 - 5 = -3 and no carry: A = [2 - 0.75, -3, 12]
+@pytest.mark.parametrize(
+    ("terminated", "truncated", "expected"),
+    [
+        ([0, 0, 0], [0, 0, 0], [4.5, 10.0, 12.0]),
+        ([0, 1, 0], [0, 0, 0], [1.25, -3.0, 12.0]),
+        ([0, 0, 0], [0, 1, 0], [2.0 + 0.25 * 7.0, 7.0, 12.0]),  # truncation: bootstrap, cut
+    ],
+)
+def test_gae_by_hand(terminated, truncated, expected):
+    values = col([4.0, 5.0, 6.0])
+    adv, targets = gae(
+        col(REWARDS), values, col(NEXT_V), flags(terminated), flags(truncated), GAMMA, 0.5
+    )
+    np.testing.assert_allclose(adv.squeeze(1).numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(targets.numpy(), (adv + values).numpy(), rtol=1e-6)
+
+
+def vtrace_reference(blogp, tlogp, r, v, nv, term, trunc, gamma, rho_bar, c_bar, lam=1.0):
     """Direct sum of the paper's definition, one env at a time, episodes cut at ends."""
     T = len(r)
     ratio = [math.exp(t - b) for t, b in zip(tlogp, blogp)]
     rho = [min(rho_bar, x) for x in ratio]
-    c = [min(c_bar, x) for x in ratio]
+    c = [lam * min(c_bar, x) for x in ratio]
     delta = [rho[t] * (r[t] + gamma * (1 - term[t]) * nv[t] - v[t]) for t in range(T)]
     vs = []
     for s in range(T):
@@ -65,8 +90,8 @@ def consistent_next_values(v, nv, term, trunc):
     return nv
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_vtrace_matches_direct_reference(seed):
+@pytest.mark.parametrize(("seed", "lam"), [(s, 1.0) for s in range(4)] + [(4, 0.9), (5, 0.5)])
+def test_vtrace_matches_direct_reference(seed, lam):
     rng = np.random.default_rng(seed)
     T, E = 12, 4
     blogp = np.log(rng.uniform(0.05, 1, (T, E)))
@@ -87,6 +112,7 @@ def test_vtrace_matches_direct_reference(seed):
         0.9,
         rho_bar=1.0,
         c_bar=0.8,
+        lam=lam,
     )
     for e in range(E):
         ref_vs, ref_adv = vtrace_reference(
@@ -100,12 +126,14 @@ def test_vtrace_matches_direct_reference(seed):
             0.9,
             1.0,
             0.8,
+            lam,
         )
         np.testing.assert_allclose(vs[:, e].numpy(), ref_vs, rtol=1e-10)
         np.testing.assert_allclose(adv[:, e].numpy(), ref_adv, rtol=1e-10)
 
 
-def test_vtrace_on_policy_equals_n_step_returns():
+@pytest.mark.parametrize("lam", [1.0, 0.9, 0.0])
+def test_vtrace_on_policy_equals_gae(lam):
     rng = np.random.default_rng(7)
     T, E = 20, 3
     logp = torch.tensor(np.log(rng.uniform(0.1, 1, (T, E))))
@@ -114,7 +142,9 @@ def test_vtrace_on_policy_equals_n_step_returns():
     trunc = (rng.random((T, E)) < 0.1) & ~term
     nv = consistent_next_values(v, nv, term, trunc)
     r, v, nv, term, trunc = (torch.tensor(x) for x in (r, v, nv, term, trunc))
-    vs, adv = vtrace(logp, logp, r, v, nv, term, trunc, 0.99)
-    returns = n_step_returns(r, nv, term, trunc, 0.99)
-    np.testing.assert_allclose(vs.numpy(), returns.numpy(), rtol=1e-10)
-    np.testing.assert_allclose(adv.numpy(), (returns - v).numpy(), rtol=1e-10, atol=1e-12)
+    vs, _ = vtrace(logp, logp, r, v, nv, term, trunc, 0.99, lam=lam)
+    advantages, targets = gae(r, v, nv, term, trunc, 0.99, lam)
+    np.testing.assert_allclose(vs.numpy(), targets.numpy(), rtol=1e-10)
+    if lam == 1.0:  # V-trace's policy advantage looks one step past vs; at lambda 1 they agree
+        _, adv = vtrace(logp, logp, r, v, nv, term, trunc, 0.99)
+        np.testing.assert_allclose(adv.numpy(), advantages.numpy(), rtol=1e-10, atol=1e-12)
