@@ -83,6 +83,10 @@ class LearnerLink:
         except zmq.Again:
             return False
 
+    def waiting(self) -> bool:
+        """Whether a message from the learner is there to read now."""
+        return bool(self.sock.poll(0))
+
     def recv(self, timeout: float) -> Message | None:
         """The next valid message from the learner, or None after `timeout` seconds."""
         if not self.sock.poll(int(timeout * 1000)):

@@ -4,6 +4,10 @@ An actor that waits for each reply before it acts again idles for a round trip p
 over a 40 ms link that is most of its time. The pacer measures the link's round trip (each
 reply's, less the time the learner held the work, and the least of the recent ones, so a
 queue that builds up does not feed on itself) and the time one work message takes to make.
+A reply is read only when the actor looks, after making work; timed from then, every reply
+would seem to take a work message's time per message in flight, and more in flight would
+ask for more still. So the round trip counts only to the last time the actor found nothing
+waiting (`nothing_waiting`): the reply came later than that, and maybe much later.
 While the link is faster than making work (any local link) the learner's base credit
 stands, so runs repeat exactly; past that it allows ceil(rtt / work) + 1 in flight, never
 above what the learner granted.
@@ -27,6 +31,7 @@ class CreditPacer:
         self._sent: deque[float] = deque()
         self._rtts: deque[float] = deque(maxlen=RTT_WINDOW)
         self._work: float | None = None
+        self._empty_at = 0.0
 
     def reset(self) -> None:
         """Nothing in flight any more (a new learner, or a re-sync)."""
@@ -47,9 +52,20 @@ class CreditPacer:
         if len(self._sent) > self.cap * 4:  # replies lost on the way: forget the oldest
             self._sent.popleft()
 
+    def nothing_waiting(self) -> None:
+        """The actor found no reply waiting: any reply read later arrived after now."""
+        self._empty_at = time.monotonic()
+
     def on_reply(self, held: float) -> None:
+        """A reply read now; `held`: how long the learner held the work before replying."""
         if self._sent:
-            self._rtts.append(max(0.0, time.monotonic() - self._sent.popleft() - held))
+            sent = self._sent.popleft()
+            self._rtts.append(max(0.0, self._empty_at - sent - held))
+
+    @property
+    def pacing(self) -> bool:
+        """Whether the limit can move at all (off with max-credit equal to the base)."""
+        return self.cap > self.floor
 
     @property
     def rtt(self) -> float | None:

@@ -1,9 +1,10 @@
 """One actor process: join the learner, then act, compute work, send it, take new weights.
 
 Credit: at most `limit` work messages are in flight (actor.credit: the learner's base credit,
-more when the round trip is long). Before each rollout the actor consumes exactly as many
-replies as it needs to be under that limit, in order, and adopts the weights they carry, so
-a single-actor run with a fixed seed over a fast link repeats exactly.
+more when the round trip is long). Before each rollout the actor takes the replies that have
+come (while pacing) and then waits for as many as it needs to be under that limit, in order,
+adopting the weights they carry. With a fixed credit (--max-credit equal to the base) it
+reads only the replies it needs, so a single-actor run with a fixed seed repeats exactly.
 """
 
 from __future__ import annotations
@@ -289,6 +290,8 @@ class Actor:
     def _wait_for_credit(self) -> None:
         """Consume replies, in order, until fewer than the pacer's limit are in flight."""
         s = self.settings
+        if self.pacer.pacing:
+            self._drain_replies()
         last_sent = time.monotonic()
         while self.outstanding >= self.pacer.limit and not self.signalled:
             msg = self.link.recv(s.heartbeat_interval)
@@ -299,7 +302,21 @@ class Actor:
                     self.link.send(Heartbeat(self.run_id, self.actor_id))
                     last_sent = time.monotonic()
                 continue
+            self.pacer.nothing_waiting()  # we waited for it: it arrived just now
             self._on_message(msg)
+
+    def _drain_replies(self) -> None:
+        """Take the replies that have come, without waiting: the actor acts on the newest
+        weights it has, and the pacer learns that later replies arrive after now. Only
+        while pacing: with a fixed credit, replies are read only when the credit is spent,
+        so a run with a seed does the same thing every time."""
+        for _ in range(4 * self.pacer.cap):  # bounded: a flood cannot hold the actor here
+            if not self.link.waiting():
+                self.pacer.nothing_waiting()
+                return
+            msg = self.link.recv(0)
+            if msg is not None:
+                self._on_message(msg)
 
     def _on_message(self, msg) -> None:
         if isinstance(msg, Stop):

@@ -21,6 +21,7 @@ import zmq
 
 from learner.checkpoint import ResumeError, checkpoint_state, restore
 from learner.config import LearnerConfig, wire_floats
+from learner.credit import CreditGrant
 from learner.normstats import NormStats
 from learner.progress import Progress, progress_line
 from learner.registry import ActorInfo, ActorRegistry
@@ -100,7 +101,7 @@ class Learner:
         self.run_id = secrets.token_hex(8)
         self.pending: dict[str, deque[PendingRollout]] = {}
         self._received = time.monotonic()
-        self._grant = config.max_outstanding
+        self.credit = CreditGrant(config.max_outstanding, config.max_credit, config.max_staleness)
         self._rates: deque[tuple[float, int, int]] = deque(maxlen=RATE_WINDOW)
         self._last_record: dict = {}
         self._handlers = {
@@ -206,7 +207,7 @@ class Learner:
             # The stop condition is checked after every applied message, so a single-actor
             # run with a fixed seed and budget ends on exactly the same update every time.
             while reason is None:
-                if self.sock.poll(0 if self.pending else 50):
+                if self._poll():
                     self._receive_burst()
                 reason = self._stop_reason()
                 if reason is None and self.pending:
@@ -239,6 +240,15 @@ class Learner:
         except ValueError:  # not the main thread (embedded use); the caller handles signals
             pass
 
+    def _poll(self) -> bool:
+        """Whether work waits; the time spent waiting for it tells the grant how busy we are."""
+        if self.pending:  # rollouts to learn: do not wait
+            return bool(self.sock.poll(0))
+        start = time.monotonic()
+        ready = self.sock.poll(50)
+        self.credit.waited(time.monotonic() - start)
+        return bool(ready)
+
     def _receive_burst(self) -> None:
         for _ in range(BURST):
             try:
@@ -258,7 +268,7 @@ class Learner:
         self._next_housekeeping = now + HOUSEKEEPING_EVERY
         self.registry.expire()
         self.registry.update_rates()
-        self._update_grant()
+        self.credit.update(now, len(self.registry.connected()))
         self._rates.append((now, self.stats.env_steps, self.stats.updates))
         self.connections.poll()
         if now >= self._next_metrics:
@@ -284,6 +294,9 @@ class Learner:
     def _write_metrics(self) -> dict:
         record = self.stats.record(self.updater.version, len(self.registry.connected()))
         record["mode"] = self.cfg.mode
+        record["credit_grant"] = self.credit.grant
+        idle = self.credit.idle_fraction
+        record["learner_idle"] = None if idle is None else round(idle, 3)
         self.connections.poll()
         record["connections"] = dict(self.connections.counts)
         if self.guard is not None:
@@ -485,20 +498,13 @@ class Learner:
         self.stats.bytes_out += sent
         return sent
 
-    def _update_grant(self) -> None:
-        """Each actor's grant: enough to cover a long round trip, but never so much that all
-        actors' work in flight adds up to more than max_staleness updates. O(actors), so it
-        is refreshed with the housekeeping, not per reply."""
-        share = self.cfg.max_staleness // max(1, len(self.registry.connected()))
-        self._grant = max(self.cfg.max_outstanding, min(self.cfg.max_credit, share))
-
     def _reply_weights(self, info: ActorInfo, received: float) -> None:
         """Return one credit, with the newest weights unless the actor's copy is at most
         weights_lag versions old (a version-only reply). `received`: when the work it
         answers arrived, so the actor can tell the link's round trip from the learner's."""
         up = self.updater
         held = max(0.0, time.monotonic() - received)
-        reply = Weights(self.run_id, up.version, up.stamp, self._grant, held)
+        reply = Weights(self.run_id, up.version, up.stamp, self.credit.grant, held)
         if up.version - info.sent_version > self.cfg.weights_lag or info.sent_version < 0:
             reply.weights, reply.extras = up.weights, self.norm.reply()
         if not self._send(reply, info.identity):

@@ -8,7 +8,8 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actor.credit import CreditPacer
+from actor.credit import RTT_WINDOW, CreditPacer
+from learner.credit import CreditGrant
 from protocol import CodecError, Gradient, Rollout, Weights, decode, encode
 from protocol.compression import CompressionError, compress, decompress
 from protocol.wire import WireFormat, narrow, widen
@@ -187,6 +188,7 @@ def test_credit_covers_the_round_trip_within_the_grant(monkeypatch):
         pacer.on_work(work)
         pacer.on_send()
         now[0] += rtt + held
+        pacer.nothing_waiting()  # the actor waited for this reply
         pacer.on_reply(held)
 
     for _ in range(5):
@@ -207,6 +209,47 @@ def test_credit_covers_the_round_trip_within_the_grant(monkeypatch):
     assert pacer.limit == 3  # never above the learner's grant
     pacer.on_grant(99)
     assert pacer.grant == 16
+
+
+def test_credit_does_not_feed_on_the_actors_own_reading(monkeypatch):
+    """Over a fast link each reply lands while the actor makes its next work message and is
+    read after it. Timed to the read, every round trip would be a work message long, at the
+    edge of asking for more in flight, and with more in flight, longer still. Counted to the
+    last time the actor found nothing waiting, it is the link's own."""
+    now = [0.0]
+    monkeypatch.setattr("actor.credit.time.monotonic", lambda: now[0])
+    pacer = CreditPacer(floor=2, cap=16)
+    pacer.on_grant(10)
+    pacer.on_work(0.004)
+    pacer.on_send()
+    pacer.nothing_waiting()
+    for _ in range(2 * RTT_WINDOW):
+        now[0] += 0.004  # making the next message; the last reply lands 0.5 ms into it
+        pacer.on_work(0.004)
+        pacer.on_send()
+        pacer.on_reply(0.0)  # the drain after the send reads it
+        pacer.nothing_waiting()  # and finds nothing more
+    assert pacer.rtt < 0.004
+    assert pacer.limit == 2
+
+
+def test_learner_grants_more_in_flight_only_while_it_has_time_to_spare():
+    grant = CreditGrant(base=2, cap=16, max_staleness=20)
+    now = 0.0
+
+    def period(idle: float, connected: int = 2) -> int:
+        nonlocal now
+        grant.waited(idle * 0.1)
+        now += 0.1
+        return grant.update(now, connected)
+
+    assert period(0.5) == 2  # the first period only starts the clock
+    assert [period(0.5) for _ in range(12)][-4:] == [10, 10, 10, 10]  # up to 20 // 2 actors
+    assert period(0.05) == 10  # neither busy nor spare: holds
+    assert [period(0.0) for _ in range(3)] == [9, 8, 7]  # saturated: falls by one a period
+    assert [period(0.0) for _ in range(10)][-1] == 2  # never below the base credit
+    assert period(0.5, connected=20) == 2  # 20 actors share 20 updates of staleness
+    assert [period(0.5, connected=1) for _ in range(20)][-1] == 16  # never above max-credit
 
 
 @pytest.mark.parametrize(
