@@ -90,6 +90,10 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "--lr-decay --gae-lambda 0.95",
         "norm-both-ent0-std-1-decay-lr2e-3": f"{NORM} --entropy-coef 0 --log-std-init -1 "
         "--lr-decay --lr 2e-3",
+        "norm-both-ent0-std-1-decay-T10": f"{NORM} --entropy-coef 0 --log-std-init -1 "
+        "--lr-decay --rollout-len 10",
+        "norm-both-ent0-std-1-decay-T5": f"{NORM} --entropy-coef 0 --log-std-init -1 "
+        "--lr-decay --rollout-len 5",
     },
     "MinAtar/Breakout-v1": {
         "defaults": "",
