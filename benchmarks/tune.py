@@ -67,6 +67,8 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "norm-obs": "--normalize-obs",
         "norm-both-ent0-std-1": f"{NORM} --entropy-coef 0 --log-std-init -1",
         "norm-both-ent0-std-1-decay": f"{NORM} --entropy-coef 0 --log-std-init -1 --lr-decay",
+        "norm-both-ent0-std-1-decay-T5": f"{NORM} --entropy-coef 0 --log-std-init -1 "
+        "--lr-decay --rollout-len 5",
     },
     "HalfCheetah-v5": {
         "norm-both": NORM,
@@ -102,6 +104,8 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "lr2e-3-envs8-decay": "--lr 2e-3 --num-envs 8 --lr-decay",
         "lr2e-3-envs8-decay-ent0.02": "--lr 2e-3 --num-envs 8 --lr-decay --entropy-coef 0.02",
         "lr2.8e-3-envs16-decay-ent0.02": "--lr 2.8e-3 --num-envs 16 --lr-decay --entropy-coef 0.02",
+        "lr2e-3-envs8-decay-ent0.02-T10": "--lr 2e-3 --num-envs 8 --lr-decay "
+        "--entropy-coef 0.02 --rollout-len 10",
     },
 }
 
