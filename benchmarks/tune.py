@@ -88,8 +88,6 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "--lr-decay --num-envs 8",
         "norm-both-ent0-std-1-decay-lam0.9": f"{NORM} --entropy-coef 0 --log-std-init -1 "
         "--lr-decay --gae-lambda 0.9",
-        "norm-both-ent0-std-1-decay-lam0.95": f"{NORM} --entropy-coef 0 --log-std-init -1 "
-        "--lr-decay --gae-lambda 0.95",
         "norm-both-ent0-std-1-decay-lr2e-3": f"{NORM} --entropy-coef 0 --log-std-init -1 "
         "--lr-decay --lr 2e-3",
         "norm-both-ent0-std-1-decay-T10": f"{NORM} --entropy-coef 0 --log-std-init -1 "
