@@ -146,6 +146,14 @@ LEARNER_OPTIONS = [
         show_default=True,
     ),
     option(
+        "--batch-lr-scale",
+        type=click.FloatRange(min=1),
+        default=DEFAULTS.batch_lr_scale,
+        show_default=True,
+        help="Data mode: an update from k rollouts steps with lr*sqrt(k), at most lr times "
+        "this (1: off).",
+    ),
+    option(
         "--reward-clip",
         type=click.FloatRange(min=0),
         default=DEFAULTS.reward_clip,
@@ -292,6 +300,7 @@ HP_OPTIONS = (
     "entropy_coef",
     "value_coef",
     "max_grad_norm",
+    "batch_lr_scale",
     "hidden",
     "recurrent",
     "lstm_size",

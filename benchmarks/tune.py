@@ -69,6 +69,8 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "norm-both-ent0-std-1-decay": f"{NORM} --entropy-coef 0 --log-std-init -1 --lr-decay",
         "norm-both-ent0-std-1-decay-T5": f"{NORM} --entropy-coef 0 --log-std-init -1 "
         "--lr-decay --rollout-len 5",
+        "norm-both-ent0-std-1-decay-T5-bls1": f"{NORM} --entropy-coef 0 --log-std-init -1 "
+        "--lr-decay --rollout-len 5 --batch-lr-scale 1",
     },
     "HalfCheetah-v5": {
         "norm-both": NORM,
@@ -104,6 +106,9 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "lr2.8e-3-envs16-decay-ent0.02": "--lr 2.8e-3 --num-envs 16 --lr-decay --entropy-coef 0.02",
         "lr2e-3-envs8-decay-ent0.02-T10": "--lr 2e-3 --num-envs 8 --lr-decay "
         "--entropy-coef 0.02 --rollout-len 10",
+        "lr2e-3-envs8-decay-ent0.02-T5": "--lr 2e-3 --num-envs 8 --lr-decay "
+        "--entropy-coef 0.02 --rollout-len 5",
+        "lr2e-3-envs8-ent0.02-T10": "--lr 2e-3 --num-envs 8 --entropy-coef 0.02 --rollout-len 10",
     },
 }
 
