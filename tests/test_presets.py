@@ -122,3 +122,10 @@ def test_an_unknown_preset_is_a_one_line_error(tmp_path):
     assert done.returncode != 0 and "unknown preset" in done.stderr
     assert "Traceback" not in done.stderr
     assert os.path.exists(tmp_path) and not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_the_batch_learning_rate_cap_is_a_flag_a_preset_can_hold(tmp_path):
+    config, _ = learner_config(tmp_path, "bls", "--env", "CartPole-v1", "--batch-lr-scale", "1")
+    assert config["hp"]["batch_lr_scale"] == 1.0
+    done = run_a3c("learner", "--batch-lr-scale", "0.5", "--run-dir", tmp_path / "r")
+    assert done.returncode != 0 and "--batch-lr-scale" in done.stderr
