@@ -150,8 +150,15 @@ LEARNER_OPTIONS = [
         type=click.FloatRange(min=1),
         default=DEFAULTS.batch_lr_scale,
         show_default=True,
-        help="Data mode: an update from k rollouts steps with lr*sqrt(k), at most lr times "
-        "this (1: off).",
+        help="Data mode: an update from k rollouts steps with lr*k**P, at most lr times this "
+        "(1: off).",
+    ),
+    option(
+        "--batch-lr-power",
+        type=click.FloatRange(0, 1),
+        default=DEFAULTS.batch_lr_power,
+        show_default=True,
+        help="P of that rule: 0.5 the square-root rule, 1 as far per env step as gradient mode.",
     ),
     option(
         "--reward-clip",
@@ -301,6 +308,7 @@ HP_OPTIONS = (
     "value_coef",
     "max_grad_norm",
     "batch_lr_scale",
+    "batch_lr_power",
     "hidden",
     "recurrent",
     "lstm_size",

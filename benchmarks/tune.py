@@ -98,6 +98,8 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "--lr-decay --rollout-len 5",
         "norm-both-ent0-std-1-decay-T5-bls1": f"{NORM} --entropy-coef 0 --log-std-init -1 "
         "--lr-decay --rollout-len 5 --batch-lr-scale 1",
+        "norm-both-ent0-std-1-decay-T5-linear": f"{NORM} --entropy-coef 0 --log-std-init -1 "
+        "--lr-decay --rollout-len 5 --batch-lr-power 1",
     },
     "MinAtar/Breakout-v1": {
         "defaults": "",

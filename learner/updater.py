@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -53,7 +52,8 @@ class Updater:
         self._step()
 
     def learn(self, rollouts: list[RolloutBatch], reward_factor: float = 1.0) -> LossStats:
-        self._use_lr(self.lr * min(math.sqrt(len(rollouts)), self.hp.batch_lr_scale))
+        factor = len(rollouts) ** self.hp.batch_lr_power
+        self._use_lr(self.lr * min(factor, self.hp.batch_lr_scale))
         self.optimizer.zero_grad(set_to_none=True)
         batch = concat_rollouts(rollouts)
         loss, stats = rollout_loss(self.model, batch, self.hp, True, reward_factor)

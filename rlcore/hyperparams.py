@@ -52,10 +52,14 @@ class Hyperparams:
     lr_decay: bool = False
     """The learning rate falls linearly to 0 over the env-step budget (--max-env-steps)."""
     batch_lr_scale: float = 4.0
-    """Data mode: an update learned from k rollouts at once steps with lr * sqrt(k), at most
-    lr * batch_lr_scale (1 turns it off). Adam's step does not grow with the batch, so without
-    it data mode moves its weights less per env step than gradient mode, which makes one
-    update per rollout (the square-root rule for adaptive optimizers)."""
+    """Data mode: an update learned from k rollouts at once steps with lr * k**batch_lr_power,
+    at most lr * batch_lr_scale (1 turns it off). Adam's step does not grow with the batch, so
+    without it data mode moves its weights less per env step than gradient mode, which makes
+    one update per rollout."""
+    batch_lr_power: float = 0.5
+    """The exponent of that rule: 0.5 is the square-root rule for adaptive optimizers (the
+    batch's gradient is less noisy, not larger); 1 moves as far per env step as gradient mode's
+    k updates would."""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -91,6 +95,7 @@ class Hyperparams:
             (self.reward_clip >= 0, "reward_clip must be >= 0"),
             (self.obs_clip > 0, "obs_clip must be > 0"),
             (self.batch_lr_scale >= 1, "batch_lr_scale must be >= 1"),
+            (0 <= self.batch_lr_power <= 1, "batch_lr_power must be in [0, 1]"),
         ]
         for ok, message in checks:
             if not ok:

@@ -26,6 +26,14 @@ def test_data_mode_scales_the_step_by_sqrt_of_the_rollouts_learned_together(k, f
     assert updater.version == 1
 
 
+@pytest.mark.parametrize(("k", "factor"), [(1, 1.0), (2, 2.0), (3, 3.0), (8, 4.0)])
+def test_the_linear_rule_moves_as_far_as_k_updates_up_to_the_cap(k, factor):
+    hp = Hyperparams(lr=1e-3, rollout_len=2, batch_lr_power=1.0)
+    updater = Updater(SPEC, hp, seed=0)
+    updater.learn([make_rollout(2, [], 1.0) for _ in range(k)])
+    assert used_lr(updater) == pytest.approx(1e-3 * factor)
+
+
 def test_no_scaling_when_turned_off_and_gradients_use_the_scheduled_lr():
     updater = Updater(SPEC, Hyperparams(lr=1e-3, rollout_len=2, batch_lr_scale=1.0), seed=0)
     updater.learn([make_rollout(2, [], 1.0) for _ in range(4)])
