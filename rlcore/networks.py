@@ -194,7 +194,15 @@ def _reset(state: tuple, first: torch.Tensor | None) -> tuple:
 def build_network(spec: EnvSpec, hp: Hyperparams, seed: int | None = None) -> ActorCritic:
     if seed is not None:
         torch.manual_seed(seed)
-    return ActorCritic(spec, hp.hidden, hp.recurrent, hp.lstm_size, hp.normalize_obs, hp.obs_clip)
+    return ActorCritic(
+        spec,
+        hp.hidden,
+        hp.recurrent,
+        hp.lstm_size,
+        hp.normalize_obs,
+        hp.obs_clip,
+        hp.log_std_init,
+    )
 
 
 def num_params(model: nn.Module) -> int:

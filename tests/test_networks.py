@@ -78,6 +78,16 @@ def test_gaussian_head_has_a_state_independent_log_std_that_learns():
     assert model.log_std.grad is not None and model.log_std.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("log_std_init", [-1.0, 0.0, 0.5])
+def test_the_gaussian_starts_at_the_configured_log_std(log_std_init):
+    model = build_network(PENDULUM, Hyperparams(log_std_init=log_std_init), seed=0)
+    params, _ = model(torch.randn(4, 3))
+    assert torch.all(params[:, 1] == log_std_init)
+    assert DiagGaussian.entropy(params)[0].item() == pytest.approx(
+        log_std_init + 0.5 * (np.log(2 * np.pi) + 1.0)
+    )
+
+
 def test_vector_env_clips_gaussian_actions_to_the_box_but_keeps_the_sample():
     envs = VectorEnv(EnvConfig("Pendulum-v1"), 2, seed=0)
     envs.reset()
