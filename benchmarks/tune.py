@@ -100,6 +100,8 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "--lr-decay --rollout-len 5 --batch-lr-scale 1",
         "norm-both-ent0-std-1-decay-T5-linear": f"{NORM} --entropy-coef 0 --log-std-init -1 "
         "--lr-decay --rollout-len 5 --batch-lr-power 1",
+        "norm-both-ent0-std-1-decay-T5-clip0.5": f"{NORM} --entropy-coef 0 --log-std-init -1 "
+        "--lr-decay --rollout-len 5 --max-grad-norm 0.5",
     },
     "MinAtar/Breakout-v1": {
         "defaults": "",
@@ -149,7 +151,8 @@ def main() -> None:
     # Candidates and modes tuned in earlier invocations stay in the file; the modes run now
     # replace theirs (a changed flag string drops the candidate's old runs).
     path = RESULTS / f"tune_{args.task.replace('/', '-')}.json"
-    table = json.loads(path.read_text())["candidates"] if path.exists() else {}
+    earlier = json.loads(path.read_text()) if path.exists() else {}
+    table = earlier.get("candidates", {})
     for name in names:
         flags, old = CANDIDATES[args.task][name], table.get(name, {})
         kept = old.get("runs", {}) if old.get("flags") == flags else {}
@@ -169,6 +172,8 @@ def main() -> None:
     for name in ranking:
         print(f"  {name}: {table[name]['worst_mode_steps']:,.0f} {table[name]['score']}")
     out = {"task": task.__dict__, "ranking": ranking, "candidates": table}
+    if earlier.get("notes"):  # what a reader must know of older runs, written by hand
+        out["notes"] = earlier["notes"]
     write_json(path.name, out)
 
 
