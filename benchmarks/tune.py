@@ -69,8 +69,7 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "norm-both-ent0-std-1-decay": f"{NORM} --entropy-coef 0 --log-std-init -1 --lr-decay",
         "norm-both-ent0-std-1-decay-T5": f"{NORM} --entropy-coef 0 --log-std-init -1 "
         "--lr-decay --rollout-len 5",
-        "norm-both-ent0-std-1-decay-T5-bls1": f"{NORM} --entropy-coef 0 --log-std-init -1 "
-        "--lr-decay --rollout-len 5 --batch-lr-scale 1",
+        "norm-both-ent0-decay-T5": f"{NORM} --entropy-coef 0 --lr-decay --rollout-len 5",
     },
     "HalfCheetah-v5": {
         "norm-both": NORM,
@@ -102,6 +101,7 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "--lr-decay --rollout-len 5 --batch-lr-power 1",
         "norm-both-ent0-std-1-decay-T5-clip0.5": f"{NORM} --entropy-coef 0 --log-std-init -1 "
         "--lr-decay --rollout-len 5 --max-grad-norm 0.5",
+        "norm-both-ent0-decay-T5": f"{NORM} --entropy-coef 0 --lr-decay --rollout-len 5",
     },
     "MinAtar/Breakout-v1": {
         "defaults": "",
