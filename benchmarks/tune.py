@@ -114,7 +114,6 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "--entropy-coef 0.02 --rollout-len 10",
         "lr2e-3-envs8-decay-ent0.02-T5": "--lr 2e-3 --num-envs 8 --lr-decay "
         "--entropy-coef 0.02 --rollout-len 5",
-        "lr2e-3-envs8-ent0.02-T10": "--lr 2e-3 --num-envs 8 --entropy-coef 0.02 --rollout-len 10",
     },
 }
 
