@@ -535,7 +535,7 @@ class Learner:
             else:
                 self._schedule_lr()
                 self.updater.apply_gradient(msg.grad)
-                self.stats.add_update([staleness], (math.nan, math.nan, math.nan))
+                self.stats.add_update([staleness], (math.nan,) * 4)
         self._reply_weights(info, self._received)
 
     def _on_rollout(self, info: ActorInfo, msg: Rollout) -> None:
@@ -579,7 +579,8 @@ class Learner:
             self.norm.sync(self.updater.model)
             self._schedule_lr()
             ls = self.updater.learn(fresh, self.norm.reward_factor)
-            self.stats.add_update(staleness, (ls.policy_loss, ls.value_loss, ls.entropy))
+            losses = (ls.policy_loss, ls.value_loss, ls.entropy, ls.log_ratio)
+            self.stats.add_update(staleness, losses)
         for actor_id, item in taken:
             info = self.registry.get(actor_id)
             if info is not None:

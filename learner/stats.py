@@ -50,7 +50,9 @@ class RunStats:
         self.env_steps += n
         self._interval_env_steps += n
 
-    def add_update(self, staleness: list[int], losses: tuple[float, float, float]) -> None:
+    def add_update(self, staleness: list[int], losses: tuple[float, ...]) -> None:
+        """One update: the staleness of its work and (policy loss, value loss, entropy,
+        log ratio), NaN where not computed."""
         self.updates += 1
         self._interval_updates += 1
         # Bounded: one interval of updates at most a few hundred thousand small ints.
@@ -108,6 +110,7 @@ class RunStats:
             "policy_loss": _mean([x[0] for x in losses]),
             "value_loss": _mean([x[1] for x in losses]),
             "entropy": _mean([x[2] for x in losses]),
+            "log_ratio": _mean([x[3] for x in losses]),
         }
         self._interval_start = now
         self._interval_env_steps = 0

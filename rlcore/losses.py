@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,9 @@ class LossStats:
     policy_loss: float
     value_loss: float
     entropy: float
+    log_ratio: float = math.nan
+    """Off-policy: the mean |log pi(a) - log mu(a)| of the batch, how far the learner's policy
+    has moved from the one that acted (0 on-policy; NaN where not computed)."""
 
 
 def a3c_loss(
@@ -92,7 +96,7 @@ def rollout_loss(
             rewards, values.detach(), next_values, terminated, truncated, hp.gamma, hp.gae_lambda
         )
     entropy = model.dist.entropy(params)
-    return a3c_loss(
+    total, stats = a3c_loss(
         logp.reshape(-1),
         entropy.reshape(-1),
         values.reshape(-1),
@@ -101,6 +105,10 @@ def rollout_loss(
         hp.entropy_coef,
         hp.value_coef,
     )
+    if off_policy:
+        log_ratio = logp.detach() - tensor(rollout.behaviour_logp)
+        stats.log_ratio = log_ratio.abs().mean().item()
+    return total, stats
 
 
 def loss_rewards(rewards: torch.Tensor, hp: Hyperparams, factor: float = 1.0) -> torch.Tensor:

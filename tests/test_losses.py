@@ -98,3 +98,24 @@ def test_rollout_targets_use_final_obs_on_truncation_and_zero_on_termination():
         targets = np.array([[26.5, 1.0], [51.0, 3.5], [3.0, 5.0]])
         expected = 0.5 * np.mean((targets - obs[..., 0]) ** 2)
         assert stats.value_loss == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_off_policy_loss_reports_how_far_the_policy_moved():
+    T, E = 2, 2
+    behaviour = np.full((T, E), math.log(0.5), np.float32)
+    behaviour[0] = math.log(0.25)  # the learner's policy (p = 0.5) is twice as likely there
+    batch = RolloutBatch(
+        obs=np.zeros((T, E, 1), np.float32),
+        actions=np.zeros((T, E), np.int64),
+        rewards=np.ones((T, E), np.float32),
+        terminated=np.zeros((T, E), bool),
+        truncated=np.zeros((T, E), bool),
+        behaviour_logp=behaviour,
+        bootstrap_obs=np.zeros((E, 1), np.float32),
+        trunc_index=np.zeros(0, np.int64),
+        trunc_obs=np.zeros((0, 1), np.float32),
+    )
+    _, stats = rollout_loss(ObsValue(), batch, Hyperparams(), off_policy=True)
+    assert stats.log_ratio == pytest.approx(math.log(2) / 2)
+    _, stats = rollout_loss(ObsValue(), batch, Hyperparams(), off_policy=False)
+    assert math.isnan(stats.log_ratio)  # on-policy: nothing moved, nothing computed

@@ -107,6 +107,9 @@ def test_actor_started_before_learner_joins_when_it_comes(tmp_path):
     finally:
         kill_all(actor)
     assert summary(tmp_path / "run")["env_steps"] >= 20000
+    # Data mode says how far its policy moved from the actors' (little, on one host).
+    ratios = [r["log_ratio"] for r in metrics(tmp_path / "run") if r["log_ratio"] is not None]
+    assert ratios and all(0 <= x < 1 for x in ratios)
 
 
 def final_weights(run_dir):
