@@ -77,9 +77,10 @@ def rollout_loss(
     terminated = tensor(rollout.terminated)
     truncated = tensor(rollout.truncated)
     logp = model.dist.log_prob(params, tensor(rollout.actions))
+    behaviour_logp = tensor(rollout.behaviour_logp) if off_policy else None
     if off_policy:
         vs, adv = vtrace(
-            tensor(rollout.behaviour_logp),
+            behaviour_logp,
             logp.detach(),
             rewards,
             values.detach(),
@@ -106,8 +107,7 @@ def rollout_loss(
         hp.value_coef,
     )
     if off_policy:
-        log_ratio = logp.detach() - tensor(rollout.behaviour_logp)
-        stats.log_ratio = log_ratio.abs().mean().item()
+        stats.log_ratio = (logp.detach() - behaviour_logp).abs().mean().item()
     return total, stats
 
 

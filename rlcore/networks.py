@@ -194,14 +194,15 @@ def _reset(state: tuple, first: torch.Tensor | None) -> tuple:
 def build_network(spec: EnvSpec, hp: Hyperparams, seed: int | None = None) -> ActorCritic:
     if seed is not None:
         torch.manual_seed(seed)
+    # By keyword: a setting left out here is silently the network's default.
     return ActorCritic(
         spec,
-        hp.hidden,
-        hp.recurrent,
-        hp.lstm_size,
-        hp.normalize_obs,
-        hp.obs_clip,
-        hp.log_std_init,
+        hidden=hp.hidden,
+        recurrent=hp.recurrent,
+        lstm_size=hp.lstm_size,
+        normalize_obs=hp.normalize_obs,
+        obs_clip=hp.obs_clip,
+        log_std_init=hp.log_std_init,
     )
 
 
