@@ -206,6 +206,12 @@ LEARNER_OPTIONS = [
         help="Continuous actions: initial log std of the Gaussian policy.",
     ),
     option(
+        "--bounded-mean/--no-bounded-mean",
+        default=DEFAULTS.bounded_mean,
+        show_default=True,
+        help="Continuous actions: squash the Gaussian's mean into the action box (tanh).",
+    ),
+    option(
         "--lstm-size",
         type=click.IntRange(1, 65536),
         default=DEFAULTS.lstm_size,
@@ -317,6 +323,7 @@ HP_OPTIONS = (
     "normalize_reward",
     "lr_decay",
     "log_std_init",
+    "bounded_mean",
 )
 
 

@@ -4,6 +4,7 @@ target (a run that misses counts its whole budget), ties by the best mean return
 
     python benchmarks/tune.py --task Acrobot-v1 --seeds 2
     python benchmarks/tune.py --task MinAtar/Breakout-v1 --jobs 4 --max-seconds 600
+    python benchmarks/tune.py --task HalfCheetah-v5 --only NAME --seeds 3 --first-seed 3
 
 Writes benchmarks/results/tune_<task>.json; rlcore/presets.json names the file and the
 candidate that chose each entry.
@@ -102,6 +103,14 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "norm-both-ent0-std-1-decay-T5-clip0.5": f"{NORM} --entropy-coef 0 --log-std-init -1 "
         "--lr-decay --rollout-len 5 --max-grad-norm 0.5",
         "norm-both-ent0-decay-T5": f"{NORM} --entropy-coef 0 --lr-decay --rollout-len 5",
+        "norm-both-ent0-std-1-decay-T5-envs2": f"{NORM} --entropy-coef 0 --log-std-init -1 "
+        "--lr-decay --rollout-len 5 --num-envs 2",
+        "norm-obs-ent0-std-1-decay-T5": "--normalize-obs --entropy-coef 0 --log-std-init -1 "
+        "--lr-decay --rollout-len 5",
+        "norm-both-ent0-std-1-decay-T5-bounded": f"{NORM} --entropy-coef 0 --log-std-init -1 "
+        "--lr-decay --rollout-len 5 --bounded-mean",
+        "norm-both-ent0-std-1-decay-T5-bounded-linear": f"{NORM} --entropy-coef 0 "
+        "--log-std-init -1 --lr-decay --rollout-len 5 --bounded-mean --batch-lr-power 1",
     },
     "MinAtar/Breakout-v1": {
         "defaults": "",
@@ -128,6 +137,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", required=True, choices=list(CANDIDATES))
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="run seeds K..K+seeds-1; above 0 they join the runs already recorded",
+    )
     parser.add_argument("--modes", default="gradient,data")
     parser.add_argument("--only", default=None, help="comma-separated candidate names")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
@@ -136,7 +151,8 @@ def main() -> None:
     task = TASKS[args.task]
     machine = print_machine()
     names = args.only.split(",") if args.only else list(CANDIDATES[args.task])
-    jobs = [(n, m, s) for n in names for m in args.modes.split(",") for s in range(args.seeds)]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(n, m, s) for n in names for m in args.modes.split(",") for s in seeds]
 
     def one(job):
         name, mode, seed = job
@@ -148,14 +164,20 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(one, jobs))
     # Candidates and modes tuned in earlier invocations stay in the file; the modes run now
-    # replace theirs (a changed flag string drops the candidate's old runs).
+    # replace theirs, or with --first-seed add seeds to them (a changed flag string drops
+    # the candidate's old runs).
     path = RESULTS / f"tune_{args.task.replace('/', '-')}.json"
     earlier = json.loads(path.read_text()) if path.exists() else {}
     table = earlier.get("candidates", {})
     for name in names:
         flags, old = CANDIDATES[args.task][name], table.get(name, {})
         kept = old.get("runs", {}) if old.get("flags") == flags else {}
-        runs = {m: r for m, r in kept.items() if m not in args.modes.split(",")}
+        runs = {
+            m: [r for r in rs if args.first_seed and r["seed"] not in seeds]
+            if m in args.modes.split(",")
+            else rs
+            for m, rs in kept.items()
+        }
         table[name] = {"flags": flags, "runs": runs, "machine": machine}
     for (name, mode, seed), result in results:
         table[name]["runs"].setdefault(mode, []).append({"seed": seed, **result})

@@ -34,6 +34,10 @@ class Hyperparams:
     lstm_size: int = 128
     log_std_init: float = 0.0
     """Continuous actions: the Gaussian's initial log standard deviation (learned after)."""
+    bounded_mean: bool = False
+    """Continuous actions: the Gaussian's mean is squashed into the action box by tanh. The
+    env clips what it gets, so a mean that drifts far past a bound sees the same clipped
+    action whatever it does next: no learning signal brings it back."""
     rho_bar: float = 1.0
     """V-trace importance-weight clip for the value targets (data mode)."""
     c_bar: float = 1.0

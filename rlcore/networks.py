@@ -69,6 +69,7 @@ class ActorCritic(nn.Module):
         normalize_obs: bool = False,
         obs_clip: float = 10.0,
         log_std_init: float = 0.0,
+        bounded_mean: bool = False,
     ):
         super().__init__()
         self.dist = distribution(spec.discrete)
@@ -107,6 +108,15 @@ class ActorCritic(nn.Module):
         self.gaussian = not spec.discrete
         if self.gaussian:
             self.log_std = nn.Parameter(torch.full((out,), float(log_std_init)))
+        self.bounded_mean = bounded_mean and self.gaussian
+        if self.bounded_mean:
+            if not spec.action_low:
+                raise ValueError("bounded_mean needs an action space with finite bounds")
+            low = torch.tensor(spec.action_low, dtype=torch.float32)
+            high = torch.tensor(spec.action_high, dtype=torch.float32)
+            # Not persistent: the bounds come from the env, not from a checkpoint.
+            self.register_buffer("action_mid", (high + low) / 2, persistent=False)
+            self.register_buffer("action_half", (high - low) / 2, persistent=False)
 
     def initial_state(self, batch: int) -> tuple[torch.Tensor, ...]:
         """The core state of `batch` new episodes (empty without a core)."""
@@ -134,6 +144,8 @@ class ActorCritic(nn.Module):
     def _policy(self, x: torch.Tensor) -> torch.Tensor:
         params = self.policy(x) if self.separate else self.policy_head(x)
         if self.gaussian:
+            if self.bounded_mean:
+                params = self.action_mid + self.action_half * torch.tanh(params)
             params = torch.cat([params, self.log_std.expand_as(params)], dim=-1)
         return params
 
@@ -203,6 +215,7 @@ def build_network(spec: EnvSpec, hp: Hyperparams, seed: int | None = None) -> Ac
         normalize_obs=hp.normalize_obs,
         obs_clip=hp.obs_clip,
         log_std_init=hp.log_std_init,
+        bounded_mean=hp.bounded_mean,
     )
 
 

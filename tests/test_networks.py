@@ -88,6 +88,30 @@ def test_the_gaussian_starts_at_the_configured_log_std(log_std_init):
     )
 
 
+def test_a_bounded_mean_starts_mid_box_and_never_leaves_it():
+    spec = EnvSpec(obs_shape=(3,), action_dim=2, action_low=(-2.0, 0.0), action_high=(2.0, 1.0))
+    model = build_network(spec, Hyperparams(bounded_mean=True), seed=0)
+    params, _ = model(torch.zeros(1, 3))
+    assert params[0, :2].tolist() == pytest.approx([0.0, 0.5], abs=0.05)  # head init near 0
+    with torch.no_grad():
+        model.policy[-1].weight.mul_(1e4)  # preactivations far past any bound
+        params, _ = model(torch.randn(256, 3) * 10)
+    mean = params[:, :2]
+    assert (mean[:, 0].abs() <= 2).all() and ((mean[:, 1] >= 0) & (mean[:, 1] <= 1)).all()
+    assert mean[:, 0].abs().max() > 1.9  # tanh reaches the bounds: the box, not less
+    unbounded = build_network(spec, Hyperparams(), seed=0)
+    with torch.no_grad():
+        unbounded.policy[-1].weight.mul_(1e4)
+        assert unbounded(torch.randn(256, 3) * 10)[0][:, 0].abs().max() > 2
+
+
+def test_a_bounded_mean_needs_finite_bounds():
+    spec = EnvSpec(obs_shape=(3,), action_dim=1)  # an unbounded Box has no action_low/high
+    with pytest.raises(ValueError, match="finite bounds"):
+        build_network(spec, Hyperparams(bounded_mean=True))
+    assert build_network(MINATAR, Hyperparams(bounded_mean=True)) is not None  # discrete: n/a
+
+
 def test_vector_env_clips_gaussian_actions_to_the_box_but_keeps_the_sample():
     envs = VectorEnv(EnvConfig("Pendulum-v1"), 2, seed=0)
     envs.reset()

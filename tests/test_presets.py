@@ -130,3 +130,10 @@ def test_the_batch_learning_rate_cap_is_a_flag_a_preset_can_hold(tmp_path):
     assert config["hp"]["batch_lr_scale"] == 1.0
     done = run_a3c("learner", "--batch-lr-scale", "0.5", "--run-dir", tmp_path / "r")
     assert done.returncode != 0 and "--batch-lr-scale" in done.stderr
+
+
+def test_the_bounded_mean_is_a_flag_a_preset_can_hold(tmp_path):
+    config, _ = learner_config(tmp_path, "bm", "--env", "Pendulum-v1", "--bounded-mean")
+    assert config["hp"]["bounded_mean"] is True
+    config, _ = learner_config(tmp_path, "default", "--env", "Pendulum-v1")
+    assert config["hp"]["bounded_mean"] is False
