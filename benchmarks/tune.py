@@ -61,6 +61,7 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "T10-decay": "--rollout-len 10 --lr-decay",
         "T10-lr2e-3-decay": "--rollout-len 10 --lr 2e-3 --lr-decay",
         "T10-envs8-lr2e-3-decay": "--rollout-len 10 --num-envs 8 --lr 2e-3 --lr-decay",
+        "T10-linear": "--rollout-len 10 --batch-lr-power 1",
     },
     "InvertedPendulum-v5": {
         "defaults": "",
