@@ -28,6 +28,7 @@ def checkpoint_state(
         recent_returns=list(stats.recent_returns),
         hidden=list(cfg.hp.hidden),
         recurrent=cfg.hp.recurrent,
+        bounded_mean=cfg.hp.bounded_mean,
         env=cfg.env.to_dict(),
     )
     return state
@@ -50,6 +51,10 @@ def restore(state: dict, updater: Updater, cfg: LearnerConfig, norm: NormStats) 
     if bool(state.get("recurrent", False)) != cfg.hp.recurrent:
         kind = "recurrent" if state.get("recurrent") else "feed-forward"
         raise ResumeError(f"checkpoint holds a {kind} network; --recurrent must match it")
+    if bool(state.get("bounded_mean", False)) != cfg.hp.bounded_mean:
+        # The same weights read as a different policy: tanh(x) is not x.
+        flag = "--bounded-mean" if state.get("bounded_mean") else "--no-bounded-mean"
+        raise ResumeError(f"checkpoint's policy was trained with {flag}; resume with it")
     try:
         updater.load_state_dict(state)
         norm.load_state_dict(state.get("norm", {}))

@@ -344,3 +344,13 @@ def test_resume_with_a_different_network_is_a_one_line_error(tmp_path):
     one_line_error(again, "hidden sizes")
     other_mode = run_a3c("learner", "--mode", "gradient", "--run-dir", run_dir, "--resume")
     one_line_error(other_mode, "mode data")
+
+
+def test_resume_without_the_bounded_mean_it_trained_with_is_a_one_line_error(tmp_path):
+    run_dir = tmp_path / "run"
+    common = ("learner", "--mode", "data", "--env", "Pendulum-v1", "--run-dir", run_dir)
+    first = run_a3c(*common, "--bind", f"tcp://127.0.0.1:{free_port()}", "--bounded-mean",
+                    "--max-seconds", "0.5")  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    again = run_a3c(*common, "--bind", f"tcp://127.0.0.1:{free_port()}", "--resume")
+    one_line_error(again, "--bounded-mean")
