@@ -212,6 +212,12 @@ LEARNER_OPTIONS = [
         help="Continuous actions: squash the Gaussian's mean into the action box (tanh).",
     ),
     option(
+        "--split-batches/--no-split-batches",
+        default=DEFAULTS.split_batches,
+        show_default=True,
+        help="Data mode: one update per rollout instead of one per batch of rollouts.",
+    ),
+    option(
         "--lstm-size",
         type=click.IntRange(1, 65536),
         default=DEFAULTS.lstm_size,
@@ -324,6 +330,7 @@ HP_OPTIONS = (
     "lr_decay",
     "log_std_init",
     "bounded_mean",
+    "split_batches",
 )
 
 

@@ -62,6 +62,8 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "T10-lr2e-3-decay": "--rollout-len 10 --lr 2e-3 --lr-decay",
         "T10-envs8-lr2e-3-decay": "--rollout-len 10 --num-envs 8 --lr 2e-3 --lr-decay",
         "T10-linear": "--rollout-len 10 --batch-lr-power 1",
+        "T10-linear-decay": "--rollout-len 10 --batch-lr-power 1 --lr-decay",
+        "T10-split": "--rollout-len 10 --split-batches",
     },
     "InvertedPendulum-v5": {
         "defaults": "",

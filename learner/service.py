@@ -577,10 +577,15 @@ class Learner:
                 staleness.append(age)
         if fresh:
             self.norm.sync(self.updater.model)
-            self._schedule_lr()
-            ls = self.updater.learn(fresh, self.norm.reward_factor)
-            losses = (ls.policy_loss, ls.value_loss, ls.entropy, ls.log_ratio)
-            self.stats.add_update(staleness, losses)
+            if self.hp.split_batches:  # one update per rollout, as gradient mode applies them
+                groups = [([b], [age + i]) for i, (b, age) in enumerate(zip(fresh, staleness))]
+            else:
+                groups = [(fresh, staleness)]
+            for batches, ages in groups:
+                self._schedule_lr()
+                ls = self.updater.learn(batches, self.norm.reward_factor)
+                losses = (ls.policy_loss, ls.value_loss, ls.entropy, ls.log_ratio)
+                self.stats.add_update(ages, losses)
         for actor_id, item in taken:
             info = self.registry.get(actor_id)
             if info is not None:

@@ -64,6 +64,11 @@ class Hyperparams:
     """The exponent of that rule: 0.5 is the square-root rule for adaptive optimizers (the
     batch's gradient is less noisy, not larger); 1 moves as far per env step as gradient mode's
     k updates would."""
+    split_batches: bool = False
+    """Data mode: learn the rollouts that arrive together one at a time (k updates of one
+    rollout each, the same count and size of steps as gradient mode's k gradients, each on
+    the newest weights) instead of as one batch; the batch rule then never applies. More
+    updates at less batching: for small networks on a CPU learner, not for a GPU one."""
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -1,5 +1,6 @@
 """The learner's step size: a schedule sets it, data mode scales it by the square root of
-the number of rollouts learned together (bounded), gradient mode applies it as set."""
+the number of rollouts learned together (bounded) or learns them one update each, gradient
+mode applies it as set."""
 
 import math
 
@@ -55,3 +56,17 @@ def test_lr_decay_reaches_near_zero_at_the_end_of_the_budget(tmp_path):
     state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     last_lr = state["optimizer"]["param_groups"][0]["lr"]
     assert 0 <= last_lr < 0.05 * 1e-3  # the last updates came within 5% of the budget's end
+
+
+def test_split_batches_make_one_update_per_rollout_in_data_mode(tmp_path):
+    from tests.helpers import run_a3c, summary
+
+    run_dir = tmp_path / "run"
+    done = run_a3c("train", "--mode", "data", "--actors", "2", "--split-batches",
+                   "--rollout-len", "5", "--num-envs", "2", "--max-env-steps", "6000",
+                   "--target-return", "1e9", "--run-dir", run_dir)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = summary(run_dir)
+    learned = result["env_steps"] - 10 * result["dropped"].get("stale", 0)  # 10 per rollout
+    assert result["env_steps"] >= 6000 and result["updates"] * 10 == learned
+    assert result["weights_version"] == result["updates"]
