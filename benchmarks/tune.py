@@ -24,7 +24,7 @@ PENDULUM = "--gamma 0.9 --entropy-coef 0"
 NORM = "--normalize-obs --normalize-reward"
 # Candidate flags per task (presets off); each name is what the results file records.
 CANDIDATES: dict[str, dict[str, str]] = {
-    "CartPole-v1": {"defaults": "", "wire-f32": "--wire-dtype float32"},
+    "CartPole-v1": {"defaults": "", "wire-f32": "--wire-dtype float32", "split": "--split-batches"},
     "Acrobot-v1": {
         "defaults": "",
         "norm-obs": "--normalize-obs",
