@@ -64,6 +64,7 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "T10-linear": "--rollout-len 10 --batch-lr-power 1",
         "T10-linear-decay": "--rollout-len 10 --batch-lr-power 1 --lr-decay",
         "T10-split": "--rollout-len 10 --split-batches",
+        "T10-split-norm-reward": "--rollout-len 10 --split-batches --normalize-reward",
     },
     "InvertedPendulum-v5": {
         "defaults": "",
