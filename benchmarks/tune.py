@@ -109,8 +109,6 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "norm-both-ent0-decay-T5": f"{NORM} --entropy-coef 0 --lr-decay --rollout-len 5",
         "norm-both-ent0-std-1-decay-T5-envs2": f"{NORM} --entropy-coef 0 --log-std-init -1 "
         "--lr-decay --rollout-len 5 --num-envs 2",
-        "norm-obs-ent0-std-1-decay-T5": "--normalize-obs --entropy-coef 0 --log-std-init -1 "
-        "--lr-decay --rollout-len 5",
         "norm-both-ent0-std-1-decay-T5-bounded": f"{NORM} --entropy-coef 0 --log-std-init -1 "
         "--lr-decay --rollout-len 5 --bounded-mean",
         "norm-both-ent0-std-1-decay-T5-bounded-linear": f"{NORM} --entropy-coef 0 "

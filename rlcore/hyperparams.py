@@ -68,7 +68,8 @@ class Hyperparams:
     """Data mode: learn the rollouts that arrive together one at a time (k updates of one
     rollout each, the same count and size of steps as gradient mode's k gradients, each on
     the newest weights) instead of as one batch; the batch rule then never applies. More
-    updates at less batching: for small networks on a CPU learner, not for a GPU one."""
+    updates at less batching: measured with small networks on a CPU learner; a GPU learner
+    with many actors needs the batching it gives up."""
 
     def to_dict(self) -> dict:
         d = asdict(self)
