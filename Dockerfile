@@ -30,9 +30,13 @@ RUN pip install -c constraints.txt ".[atari,minatar]"
 # A user of its own, never root. /runs is where a learner writes (a volume in compose, a
 # claim in Kubernetes); HOME is /tmp so libraries' caches land on a writable mount when the
 # root filesystem is read-only. Nothing uses shared memory, so a small /dev/shm is fine.
+# /keys/learner and /keys/actor-1 are where compose's keygen writes: a new named volume
+# takes its mount point's owner and mode from the image, and sticky and writable by all
+# (like /tmp) lets keygen run as any A3C_UID; the secrets it writes there are 0600.
 RUN groupadd --gid 10001 a3c && useradd --uid 10001 --gid 10001 --no-create-home \
         --home-dir /tmp --shell /usr/sbin/nologin a3c \
-    && mkdir /runs && chown a3c:a3c /runs
+    && mkdir /runs && chown a3c:a3c /runs \
+    && mkdir -p /keys/learner /keys/actor-1 && chmod 1777 /keys/learner /keys/actor-1
 ENV HOME=/tmp MPLCONFIGDIR=/tmp
 USER 10001:10001
 # checkov:skip=CKV_DOCKER_2: one image serves two roles (learner, actor) with no common

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import time
 
 import click
@@ -299,6 +300,13 @@ LEARNER_OPTIONS = [
         help="TensorBoard scalars in the run directory (needs the viz group).",
     ),
     option("--resume", is_flag=True, default=False, help="Continue from the run dir's checkpoint."),
+    option(
+        "--insecure",
+        is_flag=True,
+        default=False,
+        help="Allow a non-loopback --bind without --keys-dir: every peer that reaches it may "
+        "join, unencrypted (only on a network you trust).",
+    ),
     option("--verbose", "-v", is_flag=True, default=False),
 ]
 
@@ -410,7 +418,8 @@ def _config(
         resume=kw["resume"],
         keys_dir=keys_dir,
         authorized_dir=authorized_dir,
-        max_message_bytes=max_message_bytes or 64 * 1024 * 1024,
+        max_message_bytes=max_message_bytes,
+        insecure=kw["insecure"],
         preset=preset,
     )
 
@@ -420,10 +429,11 @@ def one_line_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from a3c.evaluate import EvaluateError
+        # Light modules only: `a3c status` is a probe and must not pay for torch.
+        from a3c.errors import EvaluateError
         from a3c.plot import PlotError
         from a3c.status import StatusError
-        from learner.service import LearnerStartError
+        from learner.errors import LearnerStartError
         from protocol.security import KeysError
 
         try:
@@ -432,6 +442,17 @@ def one_line_errors(fn):
             raise click.ClickException(str(exc).splitlines()[0]) from None
 
     return wrapper
+
+
+def _exit_code(summary: dict) -> int:
+    """0 only for a finished run (target, budget, time). Interrupted, the learner has
+    checkpointed but the run is not done: 128 + the signal, as a shell reports it, so a
+    Job or a restart policy starts it again (with --resume) instead of counting it done."""
+    reason = summary["stop_reason"]
+    if reason.startswith("interrupted ("):
+        name = reason.removeprefix("interrupted (").removesuffix(")")
+        return 128 + getattr(signal, name, signal.SIGTERM)
+    return 0
 
 
 def _print_summary(summary: dict) -> None:
@@ -473,9 +494,9 @@ def main():
 @option(
     "--max-message-bytes",
     type=click.IntRange(min=4096),
-    default=64 * 1024 * 1024,
-    show_default=True,
-    help="A peer that sends a larger message is disconnected.",
+    default=None,
+    help="A peer that sends a larger message is disconnected [default: twice the largest "
+    "work message of this run's settings, at least 1 MiB].",
 )
 @one_line_errors
 def learner(bind, keys_dir, authorized_dir, max_message_bytes, verbose, **kw):
@@ -484,7 +505,9 @@ def learner(bind, keys_dir, authorized_dir, max_message_bytes, verbose, **kw):
 
     setup_logging(verbose)
     config = _config(bind, keys_dir, max_message_bytes, authorized_dir, **kw)
-    _print_summary(Learner(config).run())
+    summary = Learner(config).run()
+    _print_summary(summary)
+    raise SystemExit(_exit_code(summary))
 
 
 @main.command()
@@ -517,9 +540,16 @@ def learner(bind, keys_dir, authorized_dir, max_message_bytes, verbose, **kw):
     help="When the learner ends its run: exit 0, or wait quietly (back-off up to 60 s) "
     "for its next run, as long-lived deployments want.",
 )
+@option(
+    "--learner-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Once joined, exit (code 4) when no learner answers for this many seconds; "
+    "0: wait forever [default: 300, forever with --after-stop wait].",
+)
 @option("--verbose", "-v", is_flag=True, default=False)
 @one_line_errors
-def actor(learner_address, workers, seed, keys_dir, after_stop, verbose):
+def actor(learner_address, workers, seed, keys_dir, after_stop, learner_timeout, verbose):
     """Run actors for the learner at --learner, until it says stop."""
     from protocol.security import load_client_keys
 
@@ -529,10 +559,12 @@ def actor(learner_address, workers, seed, keys_dir, after_stop, verbose):
     if workers == 1:
         from actor.worker import run_actor
 
-        raise SystemExit(run_actor(learner_address, seed, keys_dir, after_stop))
+        raise SystemExit(run_actor(learner_address, seed, keys_dir, after_stop, learner_timeout))
     from actor.pool import run_pool
 
-    raise SystemExit(run_pool(learner_address, workers, seed, verbose, keys_dir, after_stop))
+    raise SystemExit(
+        run_pool(learner_address, workers, seed, verbose, keys_dir, after_stop, learner_timeout)
+    )
 
 
 @main.command()
@@ -544,11 +576,29 @@ def actor(learner_address, workers, seed, keys_dir, after_stop, verbose):
     show_default=True,
     help="Actor key pairs to create.",
 )
-def keygen(directory, actors):
-    """Write CURVE keys: DIRECTORY/learner for the learner, DIRECTORY/actor-I per actor."""
+@click.option("--force", is_flag=True, default=False, help="Replace keys that exist.")
+@click.option(
+    "--keep-existing",
+    is_flag=True,
+    default=False,
+    help="If the keys exist, leave them and succeed (for a set-up step run on every start).",
+)
+def keygen(directory, actors, force, keep_existing):
+    """Write CURVE keys: DIRECTORY/learner for the learner, DIRECTORY/actor-I per actor.
+    Secret files are created mode 0600; existing keys are left alone unless --force."""
+    from protocol.security import KeysError
     from protocol.security import keygen as make_keys
 
-    for path in make_keys(directory, actors):
+    if force and keep_existing:
+        raise click.UsageError("--force and --keep-existing exclude each other")
+    try:
+        written = make_keys(directory, actors, force=force, keep_existing=keep_existing)
+    except KeysError as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from None
+    if not written:
+        click.echo(f"keys in {directory} exist; left as they are")
+        return
+    for path in written:
         click.echo(f"wrote {path}")
     click.echo(
         f"learner: --keys-dir {directory}/learner    actor I: --keys-dir {directory}/actor-I"
@@ -576,7 +626,9 @@ def train(actors, bind, verbose, **kw):
     from a3c.train import train as run_train
 
     setup_logging(verbose)
-    _print_summary(run_train(_config(bind, **kw), actors, verbose))
+    summary = run_train(_config(bind, **kw), actors, verbose)
+    _print_summary(summary)
+    raise SystemExit(_exit_code(summary))
 
 
 @main.command()

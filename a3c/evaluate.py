@@ -9,14 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from a3c.errors import EvaluateError
 from learner.rundir import RunDir, load_checkpoint
 from rlcore.envs import EnvConfig, UnsupportedEnvError, env_spec, make_env
 from rlcore.hyperparams import Hyperparams
 from rlcore.networks import ActorCritic, build_network
-
-
-class EvaluateError(RuntimeError):
-    pass
 
 
 def load_policy(run_dir: str, **make_kwargs):

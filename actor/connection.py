@@ -10,13 +10,42 @@ import time
 import numpy as np
 import zmq
 
-from protocol import CodecError, Hello, Message, Stop, Weights, Welcome, decode
+from protocol import (
+    PROTOCOL_VERSION,
+    CodecError,
+    Hello,
+    Message,
+    Refused,
+    Stop,
+    Weights,
+    Welcome,
+    decode,
+)
 from protocol.codec import encode
 from protocol.security import ClientKeys
 from protocol.sockets import connect_dealer
 from protocol.wire import PLAIN, WireFormat
 
 log = logging.getLogger(__name__)
+
+
+class LearnerRefused(Exception):
+    """The learner cannot take this actor (another protocol version): retrying is futile.
+    The message is one line that says which side to upgrade."""
+
+
+class LearnerUnreachable(Exception):
+    """No learner answered a handshake for the time allowed."""
+
+
+def version_advice(theirs: int | None) -> str:
+    if theirs is None:
+        return "run the same a3c release on both sides"
+    if theirs < PROTOCOL_VERSION:
+        return "upgrade the learner"
+    if theirs > PROTOCOL_VERSION:
+        return "upgrade this actor"
+    return "both sides speak the same version"
 
 
 class LearnerLink:
@@ -32,19 +61,32 @@ class LearnerLink:
         """How this actor's arrays travel: what the learner's welcome asked for."""
 
     def handshake(
-        self, should_stop, first_wait: float = 1.0, max_wait: float = 10.0
+        self,
+        should_stop,
+        first_wait: float = 1.0,
+        max_wait: float = 10.0,
+        give_up_after: float | None = None,
     ) -> Welcome | Stop | None:
         """Say hello until a learner answers: its Welcome, or its Stop when its run is over.
 
-        None if `should_stop()` turns true first.
+        None if `should_stop()` turns true first. Raises LearnerUnreachable when nothing
+        answered for `give_up_after` seconds (None: keep asking), LearnerRefused when the
+        learner turns this actor away.
         """
+        started = time.monotonic()
         wait = first_wait
         attempt = 0
         while not should_stop():
+            left = None if give_up_after is None else started + give_up_after - time.monotonic()
+            if left is not None and left <= 0:
+                raise LearnerUnreachable(
+                    f"no learner answered at {self.address} for {give_up_after:.0f}s; "
+                    "giving up (--learner-timeout)"
+                )
             self._reopen()
             hello = Hello(self.actor_id, socket.gethostname(), os.getpid())
             self.sock.send_multipart(encode(hello))  # queued until the connection is up
-            answer = self._await_answer(wait, should_stop)
+            answer = self._await_answer(wait if left is None else min(wait, left), should_stop)
             if isinstance(answer, Stop):
                 return answer
             if answer is not None:
@@ -58,7 +100,11 @@ class LearnerLink:
                 self.address,
                 attempt,
                 wait,
-                " (if it uses keys, check --keys-dir)" if attempt == 3 else "",
+                # A learner older than protocol 4 drops a newer hello without a word.
+                " (if it uses keys, check --keys-dir; a learner older than protocol "
+                f"{PROTOCOL_VERSION} does not answer)"
+                if attempt == 3
+                else "",
             )
         return None
 
@@ -88,7 +134,8 @@ class LearnerLink:
         return bool(self.sock.poll(0))
 
     def recv(self, timeout: float) -> Message | None:
-        """The next valid message from the learner, or None after `timeout` seconds."""
+        """The next valid message from the learner, or None after `timeout` seconds.
+        Raises LearnerRefused on a refusal or a message of another protocol version."""
         if not self.sock.poll(int(timeout * 1000)):
             return None
         frames = self.sock.recv_multipart(copy=False)
@@ -96,10 +143,23 @@ class LearnerLink:
             msg = decode(frames)
             self._check(msg)
         except CodecError as exc:
+            if exc.reason == "bad_version":
+                raise LearnerRefused(self._mismatch(exc.peer_version, "speaks")) from None
             log.warning("dropped a bad message from the learner: %s", exc)
             return None
         self.last_heard = time.monotonic()
+        if isinstance(msg, Refused):
+            reason = " ".join(msg.reason.split())[:200] or "no reason given"
+            what = f"refused this actor ({reason}); it speaks"
+            raise LearnerRefused(self._mismatch(msg.version, what))
         return msg
+
+    def _mismatch(self, theirs: int | None, what: str) -> str:
+        shown = "an unknown version" if theirs is None else f"protocol {theirs}"
+        return (
+            f"the learner at {self.address} {what} {shown}, this actor protocol "
+            f"{PROTOCOL_VERSION}: {version_advice(theirs)}"
+        )
 
     def _check(self, msg: Message) -> None:
         if not isinstance(msg, (Welcome, Weights)):

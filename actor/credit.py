@@ -11,6 +11,11 @@ waiting (`nothing_waiting`): the reply came later than that, and maybe much late
 While the link is faster than making work (any local link) the learner's base credit
 stands, so runs repeat exactly; past that it allows ceil(rtt / work) + 1 in flight, never
 above what the learner granted.
+
+The pacer also says how long a reply may take before the link counts as broken: four times
+the slowest recent round trip, timed from sending the work to reading its reply (the
+learner's hold included: a learner that holds work long is slow, not gone), never under a
+floor. Read late, a reply only lengthens that deadline.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections import deque
 
 RTT_WINDOW = 32
 WORK_SMOOTHING = 0.2
+DEADLINE_FACTOR = 4.0
 
 
 class CreditPacer:
@@ -30,6 +36,7 @@ class CreditPacer:
         self.grant = self.floor
         self._sent: deque[float] = deque()
         self._rtts: deque[float] = deque(maxlen=RTT_WINDOW)
+        self._trips: deque[float] = deque(maxlen=RTT_WINDOW)
         self._work: float | None = None
         self._empty_at = 0.0
 
@@ -61,6 +68,15 @@ class CreditPacer:
         if self._sent:
             sent = self._sent.popleft()
             self._rtts.append(max(0.0, self._empty_at - sent - held))
+            self._trips.append(time.monotonic() - sent)
+
+    def oldest_wait(self) -> float:
+        """Seconds the oldest work message in flight has gone unanswered (0: none)."""
+        return time.monotonic() - self._sent[0] if self._sent else 0.0
+
+    def reply_deadline(self, floor: float) -> float:
+        """How long a reply may take before the link counts as broken."""
+        return max(floor, DEADLINE_FACTOR * max(self._trips, default=0.0))
 
     @property
     def pacing(self) -> bool:

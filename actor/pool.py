@@ -33,13 +33,14 @@ def _child(
     keys_dir: str | None,
     after_stop: str,
     parent: int,
+    learner_timeout: float | None = None,
 ) -> None:
     from a3c.logs import setup_logging
     from actor.worker import run_actor
 
     _die_with_parent(parent)
     setup_logging(verbose)
-    raise SystemExit(run_actor(learner, seed, keys_dir, after_stop))
+    raise SystemExit(run_actor(learner, seed, keys_dir, after_stop, learner_timeout))
 
 
 def run_pool(
@@ -49,6 +50,7 @@ def run_pool(
     verbose: bool = False,
     keys_dir: str | None = None,
     after_stop: str = "exit",
+    learner_timeout: float | None = None,
 ) -> int:
     ctx = mp.get_context("spawn")
     procs = []
@@ -56,7 +58,7 @@ def run_pool(
         child_seed = None if seed is None else seed + i
         p = ctx.Process(
             target=_child,
-            args=(learner, child_seed, verbose, keys_dir, after_stop, os.getpid()),
+            args=(learner, child_seed, verbose, keys_dir, after_stop, os.getpid(), learner_timeout),
             name=f"actor-{i}",
         )
         p.start()

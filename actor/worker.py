@@ -5,6 +5,11 @@ more when the round trip is long). Before each rollout the actor takes the repli
 come (while pacing) and then waits for as many as it needs to be under that limit, in order,
 adopting the weights they carry. With a fixed credit (--max-credit equal to the base) it
 reads only the replies it needs, so a single-actor run with a fixed seed repeats exactly.
+
+Nothing waits in silence: a reply overdue past the pacer's deadline, or a learner's rejoin
+request, makes the actor say hello again on a fresh socket; a refusal (another protocol
+version) ends it with exit code 3; a joined actor that no learner answers for
+`learner_timeout` seconds ends with exit code 4.
 """
 
 from __future__ import annotations
@@ -21,10 +26,20 @@ import numpy as np
 import torch
 
 from actor.collector import Collector
-from actor.connection import LearnerLink
+from actor.connection import LearnerLink, LearnerRefused, LearnerUnreachable
 from actor.credit import CreditPacer
 from actor.normstats import ActorNorm
-from protocol import CodecError, Episodes, Gradient, Heartbeat, Rollout, Stop, Weights, Welcome
+from protocol import (
+    CodecError,
+    Episodes,
+    Gradient,
+    Heartbeat,
+    Rejoin,
+    Rollout,
+    Stop,
+    Weights,
+    Welcome,
+)
 from protocol.security import ClientKeys, load_client_keys
 from protocol.wire import WireFormat
 from rlcore import framestack
@@ -71,7 +86,16 @@ class Settings:
 
 
 class LearnerGone(Exception):
-    """Nothing heard from the learner for longer than the heartbeat timeout."""
+    """The oldest work in flight went unanswered past the reply deadline."""
+
+    def __init__(self, waited: float, deadline: float):
+        super().__init__(f"{waited:.1f}s")
+        self.waited = waited
+        self.deadline = deadline
+
+
+class RejoinRequested(Exception):
+    """The learner does not know this actor, or not in this run: say hello again."""
 
 
 class StopActor(Exception):
@@ -80,6 +104,10 @@ class StopActor(Exception):
 
 AFTER_STOP = ("exit", "wait")
 RUN_WAIT_FIRST, RUN_WAIT_MAX = 5.0, 60.0
+LEARNER_TIMEOUT = 300.0
+"""Default seconds a joined actor keeps asking a silent learner (0: forever); actors that
+outlive runs (after_stop="wait") wait forever unless told otherwise."""
+EXIT_SETTINGS, EXIT_REFUSED, EXIT_UNREACHABLE = 2, 3, 4
 
 
 class Actor:
@@ -89,10 +117,14 @@ class Actor:
         seed: int | None = None,
         keys: ClientKeys | None = None,
         after_stop: str = "exit",
+        learner_timeout: float = 0.0,
     ):
         if after_stop not in AFTER_STOP:
             raise ValueError(f"after_stop must be one of {AFTER_STOP}, not {after_stop!r}")
         self.after_stop = after_stop
+        self.learner_timeout = learner_timeout
+        self.joined = False
+        """In a run: a learner that stops answering now is lost, not yet to come."""
         self._run_wait = RUN_WAIT_FIRST
         self.actor_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.link = LearnerLink(learner, self.actor_id, keys)
@@ -110,42 +142,56 @@ class Actor:
 
         With after_stop="wait" a stop does not end the process: the actor waits, with
         back-off, for the learner's next run (a long-lived deployment's actors).
+        Exit code 3: the learner refused this actor; 4: a joined actor's learner was lost.
         """
         torch.set_num_threads(1)
         self._install_signal_handlers()
         try:
-            while not self.signalled:
-                # Actors that outlive runs knock rarely while no learner is up.
-                max_wait = RUN_WAIT_MAX if self.after_stop == "wait" else 10.0
-                answer = self.link.handshake(lambda: self.signalled is not None, 1.0, max_wait)
-                if answer is None:
-                    break
-                if isinstance(answer, Stop):  # a learner whose run is already over
-                    if self._run_over(answer.reason):
-                        continue
-                    return 0
-                self._run_wait = RUN_WAIT_FIRST
-                try:
-                    self._adopt_welcome(answer)
-                    self._work()
-                except LearnerGone:
-                    log.warning(
-                        "learner silent for %.0fs; reconnecting", self.settings.heartbeat_timeout
-                    )
-                except StopActor as stop:
-                    if self._run_over(str(stop)):
-                        continue
-                    return 0
-                except (KeyError, TypeError, ValueError) as exc:
-                    # e.g. a learner of another version, or an env this host cannot make
-                    log.error(
-                        "cannot act on the learner's settings: %s: %s", type(exc).__name__, exc
-                    )
-                    return 2
-            self._leave()
-            return 0
+            return self._run()
+        except LearnerRefused as exc:
+            log.error("%s", exc)
+            return EXIT_REFUSED
+        except LearnerUnreachable as exc:
+            log.error("%s", exc)
+            return EXIT_UNREACHABLE
         finally:
             self._close()
+
+    def _run(self) -> int:
+        while not self.signalled:
+            # Actors that outlive runs knock rarely while no learner is up.
+            max_wait = RUN_WAIT_MAX if self.after_stop == "wait" else 10.0
+            # Before the first join a learner may yet start: only a lost one has a limit.
+            give_up = self.learner_timeout if self.joined and self.learner_timeout else None
+            answer = self.link.handshake(lambda: self.signalled is not None, 1.0, max_wait, give_up)
+            if answer is None:
+                break
+            if isinstance(answer, Stop):  # a learner whose run is already over
+                if self._run_over(answer.reason):
+                    continue
+                return 0
+            self._run_wait = RUN_WAIT_FIRST
+            try:
+                self._adopt_welcome(answer)
+                self._work()
+            except LearnerGone as gone:
+                log.warning(
+                    "no reply from the learner for %.1fs (deadline %.1fs); joining again",
+                    gone.waited,
+                    gone.deadline,
+                )
+            except RejoinRequested as rejoin:
+                log.info("the learner asked this actor to join again (%s)", rejoin)
+            except StopActor as stop:
+                if self._run_over(str(stop)):
+                    continue
+                return 0
+            except (KeyError, TypeError, ValueError) as exc:
+                # e.g. a learner of another version, or an env this host cannot make
+                log.error("cannot act on the learner's settings: %s: %s", type(exc).__name__, exc)
+                return EXIT_SETTINGS
+        self._leave()
+        return 0
 
     def _run_over(self, reason: str) -> bool:
         """The learner ended its run. True: wait for its next run; False: exit."""
@@ -154,6 +200,7 @@ class Actor:
             return False
         log.info("learner ended training (%s); asking again in %.0fs", reason, self._run_wait)
         self.run_id = ""  # nothing of the ended run is sent on
+        self.joined = False  # waiting for a run that is yet to come, as before the first
         deadline = time.monotonic() + self._run_wait
         while not self.signalled and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -172,6 +219,7 @@ class Actor:
         if settings != self.settings:
             self._build(settings, welcome.actor_index)
         self.run_id = welcome.run_id
+        self.joined = True
         self.outstanding = 0
         self.pacer.reset()
         self._adopt_weights(
@@ -294,10 +342,15 @@ class Actor:
             self._drain_replies()
         last_sent = time.monotonic()
         while self.outstanding >= self.pacer.limit and not self.signalled:
-            msg = self.link.recv(s.heartbeat_interval)
+            # Heartbeat answers prove nothing: after a TCP reset they may reach this socket
+            # while the replies to its work go to an identity the learner no longer has.
+            deadline = self.pacer.reply_deadline(s.heartbeat_timeout)
+            left = deadline - self.pacer.oldest_wait()
+            msg = self.link.recv(min(s.heartbeat_interval, max(left, 0.05)))
             if msg is None:
-                if time.monotonic() - self.link.last_heard > s.heartbeat_timeout:
-                    raise LearnerGone()
+                waited = self.pacer.oldest_wait()
+                if waited > deadline:
+                    raise LearnerGone(waited, deadline)
                 if time.monotonic() - last_sent >= s.heartbeat_interval:
                     self.link.send(Heartbeat(self.run_id, self.actor_id))
                     last_sent = time.monotonic()
@@ -321,6 +374,11 @@ class Actor:
     def _on_message(self, msg) -> None:
         if isinstance(msg, Stop):
             raise StopActor(msg.reason)
+        if isinstance(msg, Rejoin):
+            # One about another run is late news of a run this actor has left.
+            if msg.run_id in (self.run_id, ""):
+                raise RejoinRequested(" ".join(msg.reason.split())[:200])
+            return
         if isinstance(msg, Welcome):
             log.info("learner restarted or re-synced (run %s)", msg.run_id)
             self._adopt_welcome(msg)
@@ -343,7 +401,14 @@ class Actor:
 
 
 def run_actor(
-    learner: str, seed: int | None = None, keys_dir: str | None = None, after_stop: str = "exit"
+    learner: str,
+    seed: int | None = None,
+    keys_dir: str | None = None,
+    after_stop: str = "exit",
+    learner_timeout: float | None = None,
 ) -> int:
+    """`learner_timeout` None: LEARNER_TIMEOUT, or forever with after_stop="wait"."""
+    if learner_timeout is None:
+        learner_timeout = 0.0 if after_stop == "wait" else LEARNER_TIMEOUT
     keys = load_client_keys(keys_dir) if keys_dir else None
-    return Actor(learner, seed, keys, after_stop).run()
+    return Actor(learner, seed, keys, after_stop, learner_timeout).run()

@@ -61,6 +61,7 @@ def run(task: str, mode: str, link: Link | None, seconds: float, variant: str) -
         run_dir = Path(tmp) / "run"
         bind = link.learner_bind if link else "tcp://127.0.0.1:5555"
         learner_cmd = [*a3c, "learner", "--mode", mode, "--env", env_id, "--bind", bind,
+                       "--insecure",  # a private namespace pair, nothing else on the link
                        "--run-dir", str(run_dir), "--max-seconds", str(seconds),
                        "--metrics-every", "1", "--no-tensorboard", "--seed", "1",
                        *task_flags, *VARIANTS[variant]]  # fmt: skip

@@ -13,6 +13,18 @@ class ResumeError(RuntimeError):
     """The checkpoint cannot continue this run; the message says why."""
 
 
+# Settings that change what the weights or the normalization statistics mean, with the
+# flag that sets each. The network's shape is checked on its own (hidden, recurrent).
+MEANING = {
+    "gamma": "--gamma",
+    "reward_scale": "--reward-scale",
+    "reward_clip": "--reward-clip",
+    "normalize_reward": "--normalize-reward",
+    "normalize_obs": "--normalize-obs",
+    "lstm_size": "--lstm-size",
+}
+
+
 def checkpoint_state(
     updater: Updater, stats: RunStats, cfg: LearnerConfig, norm: NormStats
 ) -> dict:
@@ -31,7 +43,30 @@ def checkpoint_state(
         bounded_mean=cfg.hp.bounded_mean,
         env=cfg.env.to_dict(),
     )
+    state.update({name: getattr(cfg.hp, name) for name in MEANING})
     return state
+
+
+def _check_meaning(state: dict, cfg: LearnerConfig) -> None:
+    """Checkpoints from before a setting was stored are checked on what they hold."""
+    for name, flag in MEANING.items():
+        if name not in state:
+            continue
+        if name == "lstm_size" and not state.get("recurrent", False):
+            continue  # no LSTM in the network: its size means nothing
+        saved, now = state[name], getattr(cfg.hp, name)
+        if isinstance(now, bool):
+            if bool(saved) != now:
+                want = flag if saved else "--no-" + flag[2:]
+                raise ResumeError(
+                    f"checkpoint was trained with {name} {'on' if saved else 'off'}, "
+                    f"this run has it {'on' if now else 'off'}: resume with {want}"
+                )
+        elif saved != now:
+            raise ResumeError(
+                f"checkpoint was trained with {name} {saved}, this run has {now}: "
+                f"resume with {flag} {saved}"
+            )
 
 
 def restore(state: dict, updater: Updater, cfg: LearnerConfig, norm: NormStats) -> RunStats:
@@ -55,6 +90,7 @@ def restore(state: dict, updater: Updater, cfg: LearnerConfig, norm: NormStats) 
         # The same weights read as a different policy: tanh(x) is not x.
         flag = "--bounded-mean" if state.get("bounded_mean") else "--no-bounded-mean"
         raise ResumeError(f"checkpoint's policy was trained with {flag}; resume with it")
+    _check_meaning(state, cfg)
     try:
         updater.load_state_dict(state)
         norm.load_state_dict(state.get("norm", {}))

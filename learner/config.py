@@ -73,8 +73,11 @@ class LearnerConfig:
     authorized_dir: str | None = None
     """The authorized actors' public keys [default: KEYS_DIR/authorized]."""
     """CURVE: encrypt all traffic and accept only actors whose keys are authorized here."""
-    max_message_bytes: int = 64 * 1024 * 1024
-    """libzmq cuts off a peer that sends a larger message."""
+    max_message_bytes: int | None = None
+    """libzmq cuts off a peer that sends a larger message. None: twice the largest work
+    message this run's actors can send (learner.validation.max_work_bytes), at least 1 MiB."""
+    insecure: bool = False
+    """Allow a non-loopback --bind without keys (a network where every peer is trusted)."""
     preset: dict | None = None
     """The preset applied: its name, the run that chose it, the values it set and the ones
     the user overrode (None: no preset)."""

@@ -23,6 +23,8 @@ class ActorInfo:
     steps_per_second: float = 0.0
     sent_version: int = -1
     """The newest weights version sent to this actor (-1: none yet)."""
+    key: str = ""
+    """The CURVE public key it joined with (z85; "" without keys): its id belongs to it."""
     _mark: tuple[float, int] = (0.0, 0)
 
 
@@ -38,13 +40,15 @@ class ActorRegistry:
     def get(self, actor_id: str) -> ActorInfo | None:
         return self.actors.get(actor_id)
 
-    def register(self, actor_id: str, identity: bytes, host: str = "?", pid: int = 0) -> ActorInfo:
+    def register(
+        self, actor_id: str, identity: bytes, host: str = "?", pid: int = 0, key: str = ""
+    ) -> ActorInfo:
         info = self.actors.get(actor_id)
         if info is None:
             if len(self.actors) >= self.capacity:
                 oldest = min(self.actors.values(), key=lambda a: a.last_seen)
                 del self.actors[oldest.actor_id]
-            info = ActorInfo(actor_id, identity, self._next_index, host, pid)
+            info = ActorInfo(actor_id, identity, self._next_index, host, pid, key=key)
             self._next_index += 1
             self.actors[actor_id] = info
             log.info("actor %s joined (host %s, pid %d, index %d)", actor_id, host, pid, info.index)
@@ -81,6 +85,10 @@ class ActorRegistry:
             elif now - then >= min_interval:
                 info.steps_per_second = (info.env_steps - steps) / (now - then)
                 info._mark = (now, info.env_steps)
+
+    def forget(self, info: ActorInfo) -> None:
+        self.actors.pop(info.actor_id, None)
+        log.info("actor %s forgotten", info.actor_id)
 
     def leave(self, info: ActorInfo) -> None:
         info.gone = True

@@ -22,15 +22,17 @@ import zmq
 from learner.checkpoint import ResumeError, checkpoint_state, restore
 from learner.config import LearnerConfig, wire_floats
 from learner.credit import CreditGrant
+from learner.errors import LearnerStartError
 from learner.normstats import NormStats
 from learner.progress import Progress, progress_line
 from learner.registry import ActorInfo, ActorRegistry
-from learner.rundir import RunDir, write_json
+from learner.rundir import RunDir, RunDirLocked, write_json
 from learner.stats import RunStats
 from learner.tensorboard import ScalarLog
 from learner.updater import Updater
-from learner.validation import check_episodes, check_gradient, check_rollout
+from learner.validation import check_episodes, check_gradient, check_rollout, max_work_bytes
 from protocol import (
+    PROTOCOL_VERSION,
     WORK_STATS,
     CodecError,
     Episodes,
@@ -38,6 +40,7 @@ from protocol import (
     Heartbeat,
     Hello,
     Message,
+    Rejoin,
     Rollout,
     Status,
     StatusQuery,
@@ -45,21 +48,32 @@ from protocol import (
     Weights,
     Welcome,
     decode,
+    refusal,
 )
 from protocol.security import Guard, KeysError, load_server_keys
-from protocol.sockets import ConnectionEvents, bind_router, try_send
+from protocol.sockets import (
+    UNREACHABLE,
+    ConnectionEvents,
+    bind_router,
+    recv_routed,
+    send_frames,
+    try_send,
+    user_id,
+)
 from protocol.wire import WireFormat
 from rlcore.envs import EnvConfig, UnsupportedEnvError, make_env, probe_env
 from rlcore.rollout import RolloutBatch
 
 log = logging.getLogger(__name__)
 BURST = 256
+MAX_PENDING_BYTES = 1 << 30
+"""Data mode: rollouts waiting to be learned, all actors together (each actor's own queue
+is bounded by its credit)."""
+KEYS_EVERY = 1.0
+"""Seconds between re-reads of the authorized keys: a revoked key stops being served
+within this."""
 HOUSEKEEPING_EVERY = 0.1
 RATE_WINDOW = 100  # housekeeping samples: live rates over the last ~10 s
-
-
-class LearnerStartError(RuntimeError):
-    """The learner cannot start; the message names why, in one line."""
 
 
 @dataclass
@@ -71,6 +85,7 @@ class PendingRollout:
     """Normalization moments, merged when its env steps are counted."""
     received: float
     """When it arrived (monotonic): the reply says how long the learner held it."""
+    nbytes: int
 
 
 class Learner:
@@ -112,13 +127,27 @@ class Learner:
             Stop: self._on_leave,
         }
         self.interrupted: str | None = None
+        self._last_internal_log = -1e9
+        self._last_refusal = -1e9
+        self._next_keys_check = 0.0
+        self._pending_bytes = 0
+        self.max_message_bytes = config.max_message_bytes or max_work_bytes(
+            self.spec, self.hp, self.updater.num_params
+        )
+        self.max_inflated = self.max_message_bytes
+        if config.keys_dir is None and not config.insecure and not _is_loopback(config.bind):
+            raise LearnerStartError(
+                f"refusing to bind {config.bind} without keys: anyone who reaches it could "
+                "join and send work, unencrypted. Create keys with `a3c keygen DIR` and pass "
+                "--keys-dir DIR/learner, or pass --insecure on a network you trust"
+            )
         self._prepare_run_dir()
         self.scalars = ScalarLog(str(self.rundir.root), config.tensorboard)
         self.ctx = zmq.Context()
         self.guard = self._guard()
         try:
             self.sock, self.endpoint = bind_router(
-                self.ctx, config.bind, self.guard, config.max_message_bytes
+                self.ctx, config.bind, self.guard, self.max_message_bytes
             )
         except zmq.ZMQError as exc:
             self._stop_guard()
@@ -126,11 +155,7 @@ class Learner:
             raise LearnerStartError(f"cannot bind {config.bind}: {exc}") from None
         self.connections = ConnectionEvents(self.sock)
         if self.guard is None and not _is_loopback(config.bind):
-            log.warning(
-                "binding %s without --keys-dir: anyone who reaches this port can join and send "
-                "work, unencrypted. Create keys with `a3c keygen` for untrusted networks.",
-                config.bind,
-            )
+            log.warning("--insecure: anyone who reaches %s can join, unencrypted", config.bind)
 
     def _guard(self) -> Guard | None:
         if self.cfg.keys_dir is None:
@@ -150,18 +175,29 @@ class Learner:
 
     def _prepare_run_dir(self) -> None:
         rd = self.rundir
-        rd.create()
-        rd.remove_stale_temp_files()
-        if rd.checkpoint.exists() and not self.cfg.resume:
-            raise LearnerStartError(
-                f"{rd.root} already holds a checkpoint: pass --resume to continue that run, "
-                "or choose another --run-dir"
-            )
-        if self.cfg.resume and rd.checkpoint.exists():
-            self._resume()
-        elif self.cfg.resume:
-            log.warning("--resume: no checkpoint in %s, starting a new run", rd.root)
-        write_json(rd.config, {**self.cfg.to_dict(), "wire": self.wire.to_dict()})  # as resolved
+        try:
+            rd.create()
+            # Before anything else touches the directory: another learner's temp files
+            # are its writes in progress, not stale ones.
+            rd.lock()
+        except (OSError, RunDirLocked) as exc:
+            raise LearnerStartError(str(exc)) from None
+        try:
+            rd.remove_stale_temp_files()
+            if rd.checkpoint.exists() and not self.cfg.resume:
+                raise LearnerStartError(
+                    f"{rd.root} already holds a checkpoint: pass --resume to continue that "
+                    "run, or choose another --run-dir"
+                )
+            if self.cfg.resume and rd.checkpoint.exists():
+                self._resume()
+            elif self.cfg.resume:
+                log.warning("--resume: no checkpoint in %s, starting a new run", rd.root)
+            # the settings as resolved
+            write_json(rd.config, {**self.cfg.to_dict(), "wire": self.wire.to_dict()})
+        except BaseException:
+            rd.unlock()
+            raise
 
     def _resume(self) -> None:
         try:
@@ -178,10 +214,20 @@ class Learner:
             self.stats.env_steps,
         )
 
-    def save_checkpoint(self) -> None:
+    def save_checkpoint(self, final: bool = False) -> bool:
+        """Whether the checkpoint was written. A failed write (a full disk, a lost volume)
+        is logged and counted, never fatal: the old checkpoint is intact (atomic_write),
+        and the run goes on and tries again at the next interval."""
         self.norm.sync(self.updater.model)
         state = checkpoint_state(self.updater, self.stats, self.cfg, self.norm)
-        self.rundir.save_checkpoint(state)
+        try:
+            self.rundir.save_checkpoint(state)
+        except OSError as exc:
+            self.stats.checkpoint_failures += 1
+            then = "the last state is not saved" if final else "retrying at the next interval"
+            log.error("checkpoint write to %s failed: %s; %s", self.rundir.checkpoint, exc, then)
+            return False
+        return True
 
     # ---- main loop -----------------------------------------------------------------------
 
@@ -252,11 +298,11 @@ class Learner:
     def _receive_burst(self) -> None:
         for _ in range(BURST):
             try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                identity, frame, extra = recv_routed(self.sock, zmq.NOBLOCK)
             except zmq.Again:
                 return
-            self.stats.bytes_in += sum(len(f.buffer) for f in frames[1:])
-            self._handle(frames[0].bytes, frames[1:])
+            self.stats.bytes_in += 0 if frame is None else len(frame.buffer)
+            self._handle(identity, frame, extra)
             if self._stop_reason() is not None:
                 return
 
@@ -266,6 +312,7 @@ class Learner:
         if now < self._next_housekeeping:
             return
         self._next_housekeeping = now + HOUSEKEEPING_EVERY
+        self._check_keys(now)
         self.registry.expire()
         self.registry.update_rates()
         self.credit.update(now, len(self.registry.connected()))
@@ -301,7 +348,10 @@ class Learner:
         record["connections"] = dict(self.connections.counts)
         if self.guard is not None:
             record["connections"].update(self.guard.provider.refused)
-        self.rundir.append_metrics(record)
+        try:
+            self.rundir.append_metrics(record)
+        except OSError as exc:  # a full disk costs this record, not the run
+            self.stats.drop("metrics_write_failed", str(exc))
         self.scalars.write(record)
         self._last_record = record
         return record
@@ -328,7 +378,7 @@ class Learner:
         )
 
     def _finish(self, reason: str) -> dict:
-        self.save_checkpoint()
+        saved = self.save_checkpoint(final=True)
         self._write_metrics()
         s = self.stats
         mean = s.mean_return_100
@@ -345,9 +395,14 @@ class Learner:
             "mean_return_100": mean,
             "target_return": self.target,
             "dropped": dict(s.dropped),
+            "checkpoint_failures": s.checkpoint_failures,
+            "final_checkpoint_saved": saved,
             "actors": self._contributions(),
         }
-        write_json(self.rundir.summary, summary)
+        try:
+            write_json(self.rundir.summary, summary)
+        except OSError as exc:  # the actors are still told to stop; the log keeps the summary
+            log.error("cannot write %s: %s", self.rundir.summary, exc)
         log.info("stopping (%s): %s", reason, summary)
         self._tell_actors_to_stop(reason)
         self.close()
@@ -407,13 +462,26 @@ class Learner:
         while time.monotonic() < deadline:
             if not self.sock.poll(50):
                 continue
-            frames = self.sock.recv_multipart(copy=False)
+            identity, frame, extra = recv_routed(self.sock)
             try:
-                msg = decode(frames[1:])
+                msg = decode([frame] if frame is not None and not extra else [])
             except CodecError:
                 continue
             actor_id = getattr(msg, "actor_id", "")
-            try_send(self.sock, Stop(self.run_id, actor_id, reason), frames[0].bytes)
+            try_send(self.sock, Stop(self.run_id, actor_id, reason), identity)
+
+    def _check_keys(self, now: float) -> None:
+        """Re-read the authorized keys; actors whose key was revoked are forgotten, and
+        their connections get nothing more (each message's key is checked as it comes)."""
+        if self.guard is None or now < self._next_keys_check:
+            return
+        self._next_keys_check = now + KEYS_EVERY
+        self.guard.refresh()
+        for info in list(self.registry.actors.values()):
+            if info.key and not self.guard.is_authorized(info.key):
+                self._forget_pending(info.actor_id, "revoked")
+                self.registry.forget(info)
+                self.stats.drop("revoked_actor", info.actor_id)
 
     def close(self) -> None:
         self.scalars.close()
@@ -421,27 +489,76 @@ class Learner:
         self.sock.close(linger=200)
         self._stop_guard()
         self.ctx.term()
+        self.rundir.unlock()
 
     # ---- messages ------------------------------------------------------------------------
 
-    def _handle(self, identity: bytes, frames: list) -> None:
-        self._received = time.monotonic()
+    def _handle(self, identity: bytes, frame, extra_frames: int = 0) -> None:
+        """One message from the network. Whatever it holds, the loop goes on: every path
+        that refuses it counts why; the guard below is a last resort, and a fuzzed run
+        expects it never to fire."""
+        msg = None
         try:
-            msg = decode(frames, self.cfg.max_message_bytes)
-        except CodecError as exc:
-            self.stats.drop(exc.reason, exc.detail)
-            return
+            self._received = time.monotonic()
+            if frame is None or extra_frames:
+                self.stats.drop("bad_frames", f"{0 if frame is None else 1 + extra_frames}")
+                return
+            key = self._key_of(frame)
+            if self.guard is not None and key is None:
+                self.stats.drop("revoked_key")  # its key left the authorized folder
+                return
+            try:
+                msg = decode([frame], self.max_inflated)
+            except CodecError as exc:
+                self._on_bad_message(identity, exc)
+                return
+            self._dispatch(identity, key, msg)
+        except Exception:  # a message must never take the learner down
+            kind = getattr(msg, "TYPE", "undecoded")
+            self.stats.drop("internal_error", kind)
+            self._log_internal_error(kind)
+
+    def _log_internal_error(self, kind: str) -> None:
+        now = time.monotonic()
+        if now - self._last_internal_log >= 10.0:
+            self._last_internal_log = now
+            log.exception("failed to handle a %s message (counted as internal_error)", kind)
+
+    def _key_of(self, frame) -> str | None:
+        """The sender's authorized key; None when keys are on and it is no longer
+        authorized (keys off: "" for everyone)."""
+        if self.guard is None:
+            return ""
+        key = user_id(frame)
+        return key if key is not None and self.guard.is_authorized(key) else None
+
+    def _on_bad_message(self, identity: bytes, exc: CodecError) -> None:
+        self.stats.drop(exc.reason, exc.detail)
+        if exc.reason == "bad_version" and exc.peer_type == "hello":
+            # A peer of another version learns why, in terms it decodes, once per second.
+            now = time.monotonic()
+            if now - self._last_refusal >= 1.0:
+                self._last_refusal = now
+                theirs = "?" if exc.peer_version is None else exc.peer_version
+                reason = (
+                    f"protocol version mismatch: learner speaks {PROTOCOL_VERSION}, actor "
+                    f"speaks {theirs}; upgrade the {_older(theirs)}"
+                )
+                frames = refusal(exc.peer_version, reason)
+                self._count_send(send_frames(self.sock, frames, identity))
+
+    def _dispatch(self, identity: bytes, key: str, msg: Message) -> None:
         if isinstance(msg, StatusQuery):
             self._send(Status(self.run_id, self.status()), identity)
             return
         if isinstance(msg, Hello):
-            self._welcome(self.registry.register(msg.actor_id, identity, msg.host, msg.pid))
+            self._on_hello(identity, key, msg)
             return
         handler = self._handlers.get(type(msg))
         if handler is None:
             self.stats.drop("unexpected_type", msg.TYPE)
             return
-        info = self._sender(identity, msg)
+        info = self._sender(identity, key, msg)
         if info is None:
             return
         try:
@@ -449,28 +566,54 @@ class Learner:
         except CodecError as exc:
             self.stats.drop(exc.reason, f"from {info.actor_id}: {exc.detail}")
             self._return_credit(info, msg, exc.reason)
-        except Exception:  # a message must never take the learner down
-            log.exception("failed to handle a %s message from %s", msg.TYPE, info.actor_id)
-            self.stats.drop("internal_error", info.actor_id)
-            self._return_credit(info, msg, "internal_error")
 
     def _return_credit(self, info: ActorInfo, msg: Message, reason: str) -> None:
         """A known actor's work that was dropped is still answered, or its credit would be
         gone for good and the actor would wait forever; never beyond its credit."""
-        if isinstance(msg, (Gradient, Rollout)) and reason != "over_credit":
+        if isinstance(msg, (Gradient, Rollout)) and reason not in ("over_credit", "learner_full"):
             self._reply_weights(info, self._received)
 
-    def _sender(self, identity: bytes, msg: Message) -> ActorInfo | None:
-        """The registered sender of `msg`, or None after re-welcoming an out-of-date one."""
+    def _on_hello(self, identity: bytes, key: str, msg: Hello) -> None:
+        if not (msg.actor_id.isprintable() and msg.actor_id and msg.host.isprintable()):
+            # ids and hosts reach logs and status tables: no control characters there
+            self.stats.drop("bad_field", f"hello with actor id {msg.actor_id[:40]!r}")
+            return
+        info = self.registry.get(msg.actor_id)
+        if info is not None and info.key != key:
+            self.stats.drop("identity_mismatch", f"hello for {msg.actor_id!r}")
+            return
+        same = info is not None and info.identity == identity
+        if same and info.sent_version == self.updater.version:
+            # Weights go out once per version per connection: a repeated hello buys nothing.
+            self.stats.drop("repeated_hello", msg.actor_id)
+            return
+        self._forget_pending(msg.actor_id, "rejoined")
+        self._welcome(self.registry.register(msg.actor_id, identity, msg.host, msg.pid, key))
+
+    def _sender(self, identity: bytes, key: str, msg: Message) -> ActorInfo | None:
+        """The registered sender of `msg`, or None after asking an unknown or out-of-date
+        one to say hello again (a small reply: weights go out only to a hello)."""
         info = self.registry.get(msg.actor_id)
         if msg.run_id != self.run_id or info is None:
-            # An actor from before a learner restart, or one we forgot: bring it up to date.
             self.stats.drop("wrong_run" if msg.run_id != self.run_id else "unknown_actor")
             if not isinstance(msg, Stop):
-                self._welcome(self.registry.register(msg.actor_id, identity))
+                self._send(Rejoin(msg.run_id, "unknown actor or earlier run: say hello"), identity)
+            return None
+        if info.key != key or info.identity != identity:
+            # Another connection speaking for this actor: a forger, or a connection the
+            # actor has since replaced (its hello moved it). Neither may act for it.
+            self.stats.drop("identity_mismatch", f"{msg.TYPE} for {msg.actor_id!r}")
+            if info.key == key and not isinstance(msg, Stop):
+                self._send(Rejoin(msg.run_id, "this connection is not the actor's"), identity)
             return None
         self.registry.touch(info, identity)
         return info
+
+    def _forget_pending(self, actor_id: str, reason: str) -> None:
+        queue = self.pending.pop(actor_id, None)
+        if queue:
+            self._pending_bytes -= sum(item.nbytes for item in queue)
+            self.stats.drop(f"{reason}_unlearned", f"{len(queue)} rollouts of {actor_id}")
 
     def _welcome(self, info: ActorInfo) -> None:
         settings = {
@@ -485,7 +628,6 @@ class Learner:
             "heartbeat_interval": self.cfg.heartbeat_interval,
             "heartbeat_timeout": self.cfg.heartbeat_timeout,
         }
-        self.pending.pop(info.actor_id, None)
         up = self.updater
         welcome = Welcome(
             self.run_id, info.index, up.version, up.stamp, settings, up.weights, self.norm.reply()
@@ -494,9 +636,16 @@ class Learner:
             info.sent_version = up.version
 
     def _send(self, msg: Message, identity: bytes) -> int:
-        sent = try_send(self.sock, msg, identity, self.wire)
-        self.stats.bytes_out += sent
-        return sent
+        return self._count_send(try_send(self.sock, msg, identity, self.wire))
+
+    def _count_send(self, sent: int) -> int:
+        """Bytes sent; a reply that could not go is counted by why: its identity is stale
+        (the peer reconnected or left) or the peer's queue is full (it does not read)."""
+        if sent > 0:
+            self.stats.bytes_out += sent
+            return sent
+        self.stats.drop("stale_identity" if sent == UNREACHABLE else "peer_queue_full")
+        return 0
 
     def _reply_weights(self, info: ActorInfo, received: float) -> None:
         """Return one credit, with the newest weights unless the actor's copy is at most
@@ -507,9 +656,7 @@ class Learner:
         reply = Weights(self.run_id, up.version, up.stamp, self.credit.grant, held)
         if up.version - info.sent_version > self.cfg.weights_lag or info.sent_version < 0:
             reply.weights, reply.extras = up.weights, self.norm.reply()
-        if not self._send(reply, info.identity):
-            self.stats.drop("reply_undeliverable", info.actor_id)
-        elif reply.weights is not None:
+        if self._send(reply, info.identity) and reply.weights is not None:
             info.sent_version = up.version
             self.stats.weights_sent += 1
 
@@ -534,8 +681,10 @@ class Learner:
                 self.stats.drop("stale", f"{staleness} updates old from {info.actor_id}")
             else:
                 self._schedule_lr()
-                self.updater.apply_gradient(msg.grad)
-                self.stats.add_update([staleness], (math.nan,) * 4)
+                if self.updater.apply_gradient(msg.grad):
+                    self.stats.add_update([staleness], (math.nan,) * 4)
+                else:
+                    self.stats.drop("non_finite_update", f"from {info.actor_id}")
         self._reply_weights(info, self._received)
 
     def _on_rollout(self, info: ActorInfo, msg: Rollout) -> None:
@@ -545,16 +694,22 @@ class Learner:
         batch = check_rollout(msg, self.spec, self.hp)
         moments = self.norm.check(stats, msg.env_steps)
         self.stats.add_latency(msg.weights_latency)
-        queue = self.pending.setdefault(info.actor_id, deque())
+        queue = self.pending.get(info.actor_id, ())
         if len(queue) >= self.cfg.max_credit:
             raise CodecError("over_credit", f"{info.actor_id} exceeded its credit")
+        if self._pending_bytes >= MAX_PENDING_BYTES:
+            raise CodecError("learner_full", f"{self._pending_bytes} bytes wait to be learned")
         if self._staleness(info, msg.weights_version) is None:
             self._reply_weights(info, self._received)
             return
         # numpy views into ZeroMQ frames: copy so the frames can be released now.
         batch = RolloutBatch(**{k: v.copy() for k, v in batch.arrays().items()})
-        queue.append(
-            PendingRollout(batch, msg.weights_version, msg.env_steps, moments, self._received)
+        nbytes = sum(v.nbytes for v in batch.arrays().values())
+        self._pending_bytes += nbytes
+        self.pending.setdefault(info.actor_id, deque()).append(
+            PendingRollout(
+                batch, msg.weights_version, msg.env_steps, moments, self._received, nbytes
+            )
         )
 
     def _learn_pending(self) -> None:
@@ -563,6 +718,7 @@ class Learner:
         for actor_id in list(self.pending):
             queue = self.pending[actor_id]
             taken.append((actor_id, queue.popleft()))
+            self._pending_bytes -= taken[-1][1].nbytes
             if not queue:
                 del self.pending[actor_id]
         fresh, staleness = [], []
@@ -584,6 +740,9 @@ class Learner:
             for batches, ages in groups:
                 self._schedule_lr()
                 ls = self.updater.learn(batches, self.norm.reward_factor)
+                if ls is None:
+                    self.stats.drop("non_finite_update", f"{len(batches)} rollouts")
+                    continue
                 losses = (ls.policy_loss, ls.value_loss, ls.entropy, ls.log_ratio)
                 self.stats.add_update(ages, losses)
         for actor_id, item in taken:
@@ -610,9 +769,15 @@ class Learner:
         self._send(Heartbeat(self.run_id, info.actor_id), info.identity)
 
     def _on_leave(self, info: ActorInfo, msg: Stop) -> None:
-        self.pending.pop(info.actor_id, None)
+        self._forget_pending(info.actor_id, "left")
         self.registry.leave(info)
-        log.info("actor %s left: %s", info.actor_id, msg.reason[:80])
+        log.info("actor %s left: %r", info.actor_id, msg.reason[:80])
+
+
+def _older(peer_version) -> str:
+    """Which side to upgrade when an actor speaks `peer_version`."""
+    older = isinstance(peer_version, int) and peer_version < PROTOCOL_VERSION
+    return "actor" if older else "learner"
 
 
 def _is_loopback(address: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter, deque
 
@@ -19,6 +20,8 @@ class RunStats:
         self.updates = 0
         self.recent_returns: deque[float] = deque(maxlen=100)
         self.dropped: Counter[str] = Counter()
+        self.checkpoint_failures = 0
+        """Checkpoint writes that failed (this learner process)."""
         self._last_log: dict[str, float] = {}
         self._interval_start = time.monotonic()
         self._interval_env_steps = 0
@@ -73,7 +76,9 @@ class RunStats:
         now = time.monotonic()
         if now - self._last_log.get(reason, -1e9) >= 10.0:
             self._last_log[reason] = now
-            log.warning("dropped message (%s) %s [%d so far]", reason, detail, self.dropped[reason])
+            # repr escapes what a peer put in the detail, so it cannot forge log lines
+            shown = repr(detail)[1:-1]
+            log.warning("dropped message (%s) %s [%d so far]", reason, shown, self.dropped[reason])
 
     def record(self, weights_version: int, actors_connected: int) -> dict:
         """The metrics.jsonl record for the interval since the last call; starts a new one."""
@@ -107,6 +112,7 @@ class RunStats:
             "weights_sent": self.weights_sent,
             "dropped": dict(self.dropped),
             "dropped_total": sum(self.dropped.values()),
+            "checkpoint_failures": self.checkpoint_failures,
             "policy_loss": _mean([x[0] for x in losses]),
             "value_loss": _mean([x[1] for x in losses]),
             "entropy": _mean([x[2] for x in losses]),
@@ -123,5 +129,6 @@ class RunStats:
 
 
 def _mean(xs: list[float]) -> float | None:
-    xs = [x for x in xs if x == x]  # NaN marks "not computed here" (gradient mode)
+    # NaN marks "not computed here" (gradient mode); and metrics.jsonl stays strict JSON
+    xs = [x for x in xs if math.isfinite(x)]
     return round(sum(xs) / len(xs), 5) if xs else None

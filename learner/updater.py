@@ -46,28 +46,36 @@ class Updater:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-    def apply_gradient(self, flat_grad: np.ndarray) -> None:
+    def apply_gradient(self, flat_grad: np.ndarray) -> bool:
+        """Apply one gradient; False (nothing applied) when its norm is not finite."""
         set_flat_grad(self.model, torch.from_numpy(np.array(flat_grad, dtype=np.float32)))
         self._use_lr(self.lr)
-        self._step()
+        return self._step()
 
-    def learn(self, rollouts: list[RolloutBatch], reward_factor: float = 1.0) -> LossStats:
+    def learn(self, rollouts: list[RolloutBatch], reward_factor: float = 1.0) -> LossStats | None:
+        """One update from `rollouts`; None (nothing applied) when the loss or its gradient
+        is not finite."""
         factor = len(rollouts) ** self.hp.batch_lr_power
         self._use_lr(self.lr * min(factor, self.hp.batch_lr_scale))
         self.optimizer.zero_grad(set_to_none=True)
         batch = concat_rollouts(rollouts)
         loss, stats = rollout_loss(self.model, batch, self.hp, True, reward_factor)
         loss.backward()
-        self._step()
-        return stats
+        return stats if self._step() else None
 
-    def _step(self) -> None:
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.hp.max_grad_norm)
+    def _step(self) -> bool:
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.hp.max_grad_norm)
+        if not torch.isfinite(norm):
+            # Clipping cannot tame an infinite or NaN norm: one such step would make every
+            # weight NaN, and every actor would receive them.
+            self.optimizer.zero_grad(set_to_none=True)
+            return False
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.version += 1
         self.stamp = time.time()
         self._weights = get_flat_params(self.model)
+        return True
 
     def state_dict(self) -> dict:
         return {

@@ -13,9 +13,32 @@ from rlcore.envs import EnvSpec
 from rlcore.hyperparams import Hyperparams
 from rlcore.rollout import RolloutBatch
 
-MAX_ENVS_PER_ACTOR = 4096
 MAX_GAUSSIAN_ACTION = 1e6
 MAX_GAUSSIAN_LOG_DENSITY = 20.0
+MAX_ABS_RETURN = 1e12
+"""An episode return beyond this is a forged or broken report: a hundred of them still sum
+to a finite mean."""
+MAX_EPISODE_LENGTH = 2**40
+MAX_ABS_REWARD = 1e9
+"""A step reward beyond this is forged or broken; within it, a rollout's losses stay finite."""
+MIN_MESSAGE_LIMIT = 1 << 20
+
+
+def max_work_bytes(spec: EnvSpec, hp: Hyperparams, num_params: int) -> int:
+    """A message size limit that every honest work message fits: twice the plain size of the
+    largest rollout this run's actors can send (every step a truncation: K = T * E), or of a
+    gradient, plus room for the header and statistics; at least 1 MiB."""
+    T, E = hp.rollout_len, hp.num_envs
+    dims = {"E": E, "K": T * E, "R": T * E}
+    rollout = 0
+    for packed in (False, True):
+        total = 0
+        for s in rollout_specs(spec, hp, packed).values():
+            count = np.prod([dims.get(d, d) if isinstance(d, str) else d for d in s.shape])
+            total += int(count) * np.dtype(s.dtype).itemsize
+        rollout = max(rollout, total)
+    stats = 8 * 4 * (int(np.prod(spec.obs_shape)) + 2)  # moments, float64
+    return max(MIN_MESSAGE_LIMIT, 2 * (max(rollout, 4 * num_params) + stats) + (64 << 10))
 
 
 def rollout_specs(spec: EnvSpec, hp: Hyperparams, packed: bool = False) -> dict[str, ArraySpec]:
@@ -56,8 +79,8 @@ def check_rollout(msg: Rollout, spec: EnvSpec, hp: Hyperparams) -> RolloutBatch:
     packed = "frames" in msg.arrays and framestack.can_pack(spec.obs_shape, spec.obs_dtype)
     dims = check_arrays(msg.arrays, rollout_specs(spec, hp, packed))
     E = dims["E"]
-    if not 1 <= E <= MAX_ENVS_PER_ACTOR:
-        raise CodecError("bad_shape", f"{E} envs")
+    if hp.num_envs != E:  # every actor steps the number of envs its welcome names
+        raise CodecError("bad_shape", f"{E} envs, the run's actors step {hp.num_envs}")
     a = msg.arrays
     _check_actions(a["actions"], spec)
     if hp.recurrent and np.abs(a["state_h"]).max(initial=0) > 1.0 + 1e-5:
@@ -65,6 +88,8 @@ def check_rollout(msg: Rollout, spec: EnvSpec, hp: Hyperparams) -> RolloutBatch:
     if not np.array_equal(a["trunc_index"], np.flatnonzero(a["truncated"])):
         raise CodecError("bad_value", "trunc_index does not match truncated")
     _check_logp(a["behaviour_logp"], spec)
+    if np.abs(a["rewards"]).max(initial=0) > MAX_ABS_REWARD:
+        raise CodecError("bad_value", f"a reward beyond +-{MAX_ABS_REWARD:g}")
     if msg.env_steps != hp.rollout_len * E:
         raise CodecError(
             "bad_value", f"env_steps {msg.env_steps} for a {hp.rollout_len}x{E} rollout"
@@ -106,7 +131,9 @@ def check_gradient(msg: Gradient, num_params: int, hp: Hyperparams) -> None:
 def check_episodes(msg: Episodes) -> None:
     if len(msg.returns) != len(msg.lengths):
         raise CodecError("bad_value", "returns and lengths differ in count")
-    if not all(isinstance(n, int) and n > 0 for n in msg.lengths):
+    if not all(isinstance(n, int) and 0 < n <= MAX_EPISODE_LENGTH for n in msg.lengths):
         raise CodecError("bad_value", "episode lengths must be positive integers")
     if not all(math.isfinite(r) for r in msg.returns):
         raise CodecError("non_finite", "returns")
+    if not all(abs(r) <= MAX_ABS_RETURN for r in msg.returns):
+        raise CodecError("bad_value", f"an episode return beyond +-{MAX_ABS_RETURN:g}")

@@ -4,7 +4,7 @@ This package knows bytes, messages and sockets. It knows nothing of reinforcemen
 arrays are named, typed and shaped, and what they mean is up to the caller.
 """
 
-from protocol.codec import CodecError, decode, encode
+from protocol.codec import CodecError, decode, encode, refusal
 from protocol.messages import (
     NORM_STATS,
     PROTOCOL_VERSION,
@@ -14,6 +14,8 @@ from protocol.messages import (
     Heartbeat,
     Hello,
     Message,
+    Refused,
+    Rejoin,
     Rollout,
     Status,
     StatusQuery,
@@ -34,6 +36,8 @@ __all__ = [
     "Heartbeat",
     "Hello",
     "Message",
+    "Refused",
+    "Rejoin",
     "Rollout",
     "Status",
     "StatusQuery",
@@ -42,5 +46,6 @@ __all__ = [
     "Welcome",
     "check_arrays",
     "decode",
+    "refusal",
     "encode",
 ]

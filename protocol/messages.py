@@ -13,7 +13,8 @@ import numpy as np
 
 # 2: optional arrays (normalization moments and statistics), float64 arrays.
 # 3: array encodings (compressed, 16-bit floats), replies without weights, credit grants.
-PROTOCOL_VERSION = 3
+# 4: one frame per message, refusals every version reads, rejoin requests.
+PROTOCOL_VERSION = 4
 
 
 @dataclass
@@ -221,6 +222,31 @@ class Stop(Message):
 
 
 @dataclass
+class Rejoin(Message):
+    """Learner -> actor: I do not know you (or you speak of an earlier run): say hello
+    again. Small on purpose: weights go out only in answer to a hello."""
+
+    TYPE: ClassVar[str] = "rejoin"
+    FIELDS: ClassVar[dict[str, type]] = {"run_id": str, "reason": str}
+
+    run_id: str
+    reason: str
+
+
+@dataclass
+class Refused(Message):
+    """Learner -> peer: you cannot join, and why (another protocol version). Its layout
+    never changes, so a peer of any version from 4 on decodes it."""
+
+    TYPE: ClassVar[str] = "refused"
+    FIELDS: ClassVar[dict[str, type]] = {"reason": str, "version": int}
+
+    reason: str
+    version: int
+    """The refusing side's protocol version."""
+
+
+@dataclass
 class StatusQuery(Message):
     """Anyone -> learner: what is your live state? Needs no handshake and joins nothing."""
 
@@ -249,6 +275,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Episodes,
         Heartbeat,
         Stop,
+        Rejoin,
+        Refused,
         StatusQuery,
         Status,
     )

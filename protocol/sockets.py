@@ -16,16 +16,21 @@ from protocol.wire import PLAIN, WireFormat
 
 log = logging.getLogger(__name__)
 
-# libzmq drops a connection that sends a larger message, before anything is buffered.
+# libzmq drops a connection that sends a larger frame, before it is buffered; a message is
+# one frame (protocol.codec), so this bounds whole messages.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 HWM = 1000
+ROUTER_HWM = 64
+"""Messages the learner queues per peer each way: more than an actor's credit (16) plus its
+heartbeats and episode reports, and what bounds the memory a peer that never reads (or
+floods) can make the learner hold: ROUTER_HWM times the message size limit."""
 
 
-def _common(sock: zmq.Socket, max_message_bytes: int) -> None:
+def _common(sock: zmq.Socket, max_message_bytes: int, hwm: int = HWM) -> None:
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
-    sock.setsockopt(zmq.SNDHWM, HWM)
-    sock.setsockopt(zmq.RCVHWM, HWM)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.RCVHWM, hwm)
     # Transport heartbeats catch dead TCP peers; application heartbeats catch idle ones.
     sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 10000)
@@ -40,7 +45,7 @@ def bind_router(
 ) -> tuple[zmq.Socket, str]:
     """The learner's one socket. Returns it and the endpoint actually bound."""
     sock = ctx.socket(zmq.ROUTER)
-    _common(sock, max_message_bytes)
+    _common(sock, max_message_bytes, ROUTER_HWM)
     # Raise instead of silently dropping replies to peers that have gone.
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     if guard is not None:
@@ -65,24 +70,55 @@ def connect_dealer(ctx: zmq.Context, address: str, keys: ClientKeys | None = Non
     return sock
 
 
+QUEUE_FULL = 0
+UNREACHABLE = -1
+
+
 def try_send(
     sock: zmq.Socket, msg: Message, identity: bytes | None = None, wire: WireFormat = PLAIN
 ) -> int:
-    """Send without blocking. Returns the bytes sent: 0 when the peer is gone or its queue
-    is full."""
-    frames = encode(msg, wire)
+    """Send without blocking. Returns the bytes sent, QUEUE_FULL (0) when the peer's queue
+    is full, or UNREACHABLE (-1) when no peer has that identity any more."""
+    return send_frames(sock, encode(msg, wire), identity)
+
+
+def send_frames(sock: zmq.Socket, frames: list, identity: bytes | None = None) -> int:
+    """try_send for frames already encoded."""
     size = sum(len(f) if isinstance(f, bytes) else memoryview(f).nbytes for f in frames)
     if identity is not None:
-        frames.insert(0, identity)
+        frames = [identity, *frames]
     try:
         sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
     except zmq.Again:
-        return 0
+        return QUEUE_FULL
     except zmq.ZMQError as exc:
         if exc.errno == zmq.EHOSTUNREACH:
-            return 0
+            return UNREACHABLE
         raise
     return size
+
+
+def recv_routed(sock: zmq.Socket, flags: int = 0) -> tuple[bytes, zmq.Frame | None, int]:
+    """One message from a ROUTER: the sender's identity, its one frame (None if it sent
+    none) and how many frames past the first it sent, each released as soon as it is read,
+    so a peer's extra frames never pile up here."""
+    identity = sock.recv(flags, copy=False)
+    body, extra = None, 0
+    while sock.getsockopt(zmq.RCVMORE):
+        part = sock.recv(copy=False)
+        if body is None:
+            body = part
+        else:
+            extra += 1
+    return identity.bytes, body, extra
+
+
+def user_id(frame: zmq.Frame) -> str | None:
+    """The authenticated key of a frame's sender (CURVE with ZAP: its z85 public key)."""
+    try:
+        return frame.get("User-Id")
+    except (zmq.ZMQError, KeyError, UnicodeDecodeError):
+        return None
 
 
 CONNECTION_EVENTS = {
@@ -90,7 +126,8 @@ CONNECTION_EVENTS = {
     zmq.EVENT_DISCONNECTED: "disconnected",
     zmq.EVENT_HANDSHAKE_FAILED_AUTH: "handshake_refused",
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "handshake_failed",
-    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "handshake_failed",
+    # A connection lost mid-handshake (a peer that closed its socket early), not a refusal.
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "handshake_dropped",
 }
 
 
@@ -116,7 +153,8 @@ class ConnectionEvents:
             if name is None:
                 continue
             self.counts[name] += 1
-            if name.startswith("handshake") and time.monotonic() - self._last_log > 10:
+            refused = name in ("handshake_refused", "handshake_failed")
+            if refused and time.monotonic() - self._last_log > 10:
                 self._last_log = time.monotonic()
                 log.warning(
                     "refused a connection: %s (a peer with no keys or the wrong learner key) "

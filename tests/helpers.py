@@ -114,7 +114,12 @@ def wait_for_env_steps(run_dir: Path, steps: int, timeout: float = 300) -> None:
     )
 
 
+INTERRUPTED = 143
+"""A learner's exit code after SIGTERM before its run finished (128 + 15): checkpointed, not
+done, so an orchestrator restarts it with --resume. SIGINT gives 130; a finished run 0."""
+
+
 def stop(proc: subprocess.Popen, timeout: float = 60) -> int:
-    """SIGTERM, then the exit code."""
+    """SIGTERM, then the exit code: INTERRUPTED from a learner mid-run, 0 from actors."""
     proc.terminate()
     return wait(proc, timeout)

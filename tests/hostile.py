@@ -11,6 +11,7 @@ import zmq
 import zstandard
 
 from protocol import PROTOCOL_VERSION, Gradient, Hello, Rollout, Welcome, decode, encode
+from tests.frames import frame
 
 
 class HostileClient:
@@ -76,8 +77,10 @@ class HostileClient:
             grad = np.zeros(n, np.float32)
             grad[n // 2] = bad
             self.send(*encode(Gradient(**fields, grad=grad)))
-        frames = encode(Gradient(**fields, grad=np.zeros(n, np.float32)))
-        self.send(frames[0], bytes(frames[1])[:-4])  # frame shorter than its shape says
+        (whole,) = encode(Gradient(**fields, grad=np.zeros(n, np.float32)))
+        self.send(bytes(whole)[:-8])  # shorter than its shape says
+        self.send(bytes(whole), bytes(8))  # a second frame: a message is one
+        self.send(bytes(whole)[:-16], bytes(whole)[-16:])  # one message split in two frames
 
     def bad_moments(self) -> int:
         """Well-formed gradients whose normalization moments are wrong in one way each (for a
@@ -165,8 +168,8 @@ class HostileClient:
         }
         zeros = zstandard.ZstdCompressor().compress(bytes(64 << 20))  # 64 MiB in a few KB
 
-        def send(desc: list, frame: bytes, t: str = "rollout", f: dict = fields) -> None:
-            self.send(self.header(t, f, [desc]), frame)
+        def send(desc: list, data: bytes, t: str = "rollout", f: dict = fields) -> None:
+            self.send(*frame({"v": PROTOCOL_VERSION, "t": t, "f": f, "a": [desc]}, data))
 
         send(["obs", "uint8", [64 << 20], "zstd"], zeros)  # inflates past the message limit
         send(["obs", "uint8", [4096], "zstd"], zeros)  # declares 64 MiB, descriptor 4 KiB
@@ -179,6 +182,16 @@ class HostileClient:
         grad["env_steps"] = 160
         n = w.weights.size
         send(["grad", "float32", [n], "bfloat16"], bytes(2 * n - 2), "gradient", grad)
+
+    def almost_valid(self) -> None:
+        """Messages that once ended the learner: a handshake whose array descriptor holds a
+        list where the dtype goes (unhashable), and one whose zero-byte array claims a shape
+        numpy refuses."""
+        hello = {"v": PROTOCOL_VERSION, "t": "hello", "f": {"actor_id": "h", "host": "h", "pid": 1}}
+        self.send(*frame({**hello, "a": [["x", ["float32"], [1]]]}, bytes(4)))
+        self.send(
+            *frame({**hello, "a": [["x", "float32", [0, 2**31 - 1, 2**31 - 1, 2**31 - 1]]]}, b"")
+        )
 
     def oversize(self, nbytes: int) -> None:
         """One message over the learner's limit: libzmq drops this connection."""

@@ -24,6 +24,8 @@ from protocol import (
     decode,
     encode,
 )
+from tests.frames import frame
+from tests.frames import header as header_map
 
 
 def frames_of(msg):
@@ -70,8 +72,7 @@ def test_rollout_roundtrip_keeps_dtypes_and_shapes():
 
 
 def header(t="heartbeat", f=None, a=None, v=PROTOCOL_VERSION):
-    f = {"run_id": "r", "actor_id": "a"} if f is None else f
-    return msgpack.packb({"v": v, "t": t, "f": f, "a": a or []})
+    return msgpack.packb(header_map(t, f, a, v))
 
 
 @pytest.mark.parametrize(
@@ -103,7 +104,7 @@ def gradient_frames(desc, payload):
         "env_steps": 1,
         "weights_latency": 0.0,
     }
-    return [header("gradient", f, [desc]), payload]
+    return frame(header_map("gradient", f, [desc]), payload)
 
 
 @pytest.mark.parametrize(
@@ -115,6 +116,13 @@ def gradient_frames(desc, payload):
         (["grad", "float32", [-1]], b"", "bad_shape"),
         (["grad", "float32", "4"], b"", "bad_shape"),
         (["other", "float32", [4]], np.zeros(4, np.float32).tobytes(), "bad_array"),
+        # A list where the dtype goes once raised TypeError (unhashable) out of the codec.
+        (["grad", ["float32"], [4]], np.zeros(4, np.float32).tobytes(), "bad_dtype"),
+        (["grad", "float32", [4], ["plain"]], np.zeros(4, np.float32).tobytes(), "bad_encoding"),
+        # Zero bytes passed the size checks, then numpy refused the shape (ValueError).
+        (["grad", "float32", [0, 2**31 - 1, 2**31 - 1, 2**31 - 1]], b"", "bad_shape"),
+        (["grad", "float32", [4], "plain", 2**40], b"", "bad_array"),
+        (["grad", "float32", [4], "plain", -1], b"", "bad_array"),
     ],
 )
 def test_rejects_bad_arrays(desc, payload, reason):
@@ -123,12 +131,32 @@ def test_rejects_bad_arrays(desc, payload, reason):
     assert err.value.reason == reason
 
 
-def test_rejects_missing_or_extra_frames():
-    frames = frames_of(Gradient("r", "a", 0, 1, 0.0, np.zeros(4, np.float32)))
-    with pytest.raises(CodecError, match="bad_frames"):
-        decode(frames[:1])
-    with pytest.raises(CodecError, match="bad_frames"):
-        decode([*frames, b"extra"])
+def test_rejects_missing_or_extra_bytes_and_frames():
+    (whole,) = frames_of(Gradient("r", "a", 0, 1, 0.0, np.zeros(4, np.float32)))
+    for bad in ([whole[:-8]], [whole + b"x" * 8], [whole, b"extra"], [whole[:-16], whole[-16:]]):
+        with pytest.raises(CodecError, match="bad_frames"):
+            decode(bad)
+
+
+def test_a_message_is_one_frame_whose_arrays_start_aligned():
+    msg = Gradient("r", "a", 0, 1, 0.0, np.arange(3, dtype=np.float32), {})
+    (whole,) = frames_of(msg)
+    assert len(whole) % 8 == 0
+    assert np.array_equal(decode([whole]).grad, msg.grad)
+
+
+def test_refusals_decode_whatever_version_they_claim():
+    from protocol import Refused, refusal
+
+    for version in (4, 5, 99):
+        back = decode(
+            [msgpack.packb(header_map("refused", {"reason": "no", "version": version}, v=version))]
+        )
+        assert isinstance(back, Refused) and back.version == version
+    old = msgpack.unpackb(refusal(3, "upgrade the actor")[0])
+    assert old["v"] == 3 and old["t"] == "stop" and old["f"]["reason"] == "upgrade the actor"
+    err = pytest.raises(CodecError, decode, [header(v=7, t="hello")])
+    assert err.value.peer_version == 7 and err.value.peer_type == "hello"
 
 
 def test_episode_lists_must_hold_finite_numbers():

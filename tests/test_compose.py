@@ -2,6 +2,7 @@
 (no Docker engine runs here, so the file is checked statically)."""
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -38,11 +39,65 @@ def test_services_scale_and_switch_mode_by_variable(compose):
     assert actor["image"] == learner["image"]
 
 
-def test_keyed_set_up_mounts_keys_into_both_services(compose):
+def mounts(service: dict) -> dict[str, tuple[str, bool]]:
+    """Container path -> (source, read-only) of a service's short-syntax volumes."""
+    found = {}
+    for volume in service.get("volumes", []):
+        source, target, *options = volume.split(":")
+        found[target] = (source, "ro" in options)
+    return found
+
+
+def default(value: str) -> str:
+    """What a `${VAR-default}` or `${VAR:-default}` value is when VAR is not set."""
+    match = re.fullmatch(r"\$\{[A-Z0-9_]+:?-([^}]*)\}", value)
+    return match.group(1) if match else value
+
+
+def test_keys_are_made_once_by_a_one_shot_service_before_anyone_starts(compose):
+    keygen = compose["services"]["keygen"]
+    assert keygen["command"] == ["keygen", "/keys", "--actors", "1", "--keep-existing"]
+    assert keygen["image"] == compose["services"]["learner"]["image"]
+    assert mounts(keygen) == {
+        "/keys/learner": ("learner-keys", False),
+        "/keys/actor-1": ("actor-keys", False),
+    }
+    assert {"learner-keys", "actor-keys"} <= set(compose["volumes"])
     for name in ("learner", "actor"):
-        service = compose["services"][name]
-        assert "A3C_KEYS_DIR" in service["environment"]
-        assert any(v.split(":")[1] == "/keys" for v in service["volumes"])
+        depends = compose["services"][name]["depends_on"]
+        assert depends["keygen"]["condition"] == "service_completed_successfully"
+
+
+def test_keys_are_on_by_default_and_each_service_mounts_only_its_own(compose):
+    learner, actor = compose["services"]["learner"], compose["services"]["actor"]
+    learner_keys = default(learner["environment"]["A3C_KEYS_DIR"])
+    actor_keys = default(actor["environment"]["A3C_KEYS_DIR"])
+    assert learner_keys == "/keys/learner" and actor_keys == "/keys/actor-1"
+    # the learner holds its pair and authorized/ (under its keys dir), nothing of an actor's
+    assert mounts(learner)[learner_keys] == ("learner-keys", True)
+    # the actors hold their pair and the learner's public key, never the learner's secret
+    assert mounts(actor) == {actor_keys: ("actor-keys", True)}
+    for service in (learner, actor):
+        sources = {source for source, _ in mounts(service).values()}
+        assert not any(s in (".", "./keys") or s.startswith("./keys/") for s in sources)
+    # keys off takes two empty folders and the learner's explicit consent
+    assert learner["environment"]["A3C_INSECURE"] == "${A3C_INSECURE:-}"
+    header = (ROOT / "docker-compose.yml").read_text().split("services:")[0]
+    assert "A3C_LEARNER_KEYS= A3C_ACTOR_KEYS= A3C_INSECURE=1 docker compose up" in header
+
+
+def test_every_service_keeps_the_hardened_settings(compose):
+    for name, service in compose["services"].items():
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"], name
+        assert not service["user"].startswith(("0", "root", "${A3C_UID:-0}")), name
+        assert "no-new-privileges:true" in service["security_opt"], name
+
+
+def test_the_image_gives_the_key_volumes_mount_points_any_user_can_fill():
+    # keygen runs as A3C_UID, which a new named volume's root must let write
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "chmod 1777 /keys/learner /keys/actor-1" in dockerfile
 
 
 def test_dockerfile_uses_the_shared_constraints_and_the_cli():

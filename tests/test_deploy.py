@@ -76,10 +76,11 @@ def test_every_a3c_variable_is_an_option_of_the_command_its_container_runs():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     for service in compose["services"].values():
         sub = service["command"][0]
-        unknown = {n for n in service["environment"] if n.startswith("A3C_")}
+        environment = service.get("environment", {})
+        unknown = {n for n in environment if n.startswith("A3C_")}
         unknown -= envvars(cli.commands[sub])
         assert not unknown, f"compose: a3c {sub} has no option for {sorted(unknown)}"
-        checked += len(service["environment"])
+        checked += len(environment)
     assert checked > 15
 
 
@@ -117,6 +118,28 @@ def test_the_learner_claim_is_mounted_where_the_run_dir_points():
     claims = {v["name"] for v in pod_spec(job)["volumes"] if "persistentVolumeClaim" in v}
     mounts = [m["mountPath"] for m in container["volumeMounts"] if m["name"] in claims]
     assert any(settings["A3C_RUN_DIR"].startswith(m + "/") for m in mounts)
+
+
+def secrets_mounted(workload: dict) -> set[str]:
+    spec = pod_spec(workload)
+    mounted = {m["name"] for c in spec["containers"] for m in c.get("volumeMounts", [])}
+    return {
+        v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v and v["name"] in mounted
+    }
+
+
+def test_actor_pods_mount_no_secret_of_the_learner():
+    (job,) = by_kind("Job")
+    (actors,) = by_kind("Deployment")
+    (actor,) = pod_spec(actors)["containers"]
+    env = {e["name"]: e.get("value") for e in actor["env"]}
+    # the learner's pair and the list of who may join stay with the learner
+    learner_only = secrets_mounted(job) - secrets_mounted(actors)
+    assert {"a3c-learner-key", "a3c-authorized"} <= learner_only
+    assert secrets_mounted(actors) == {"a3c-actor-key"}
+    assert any(m["mountPath"] == env["A3C_KEYS_DIR"] for m in actor["volumeMounts"])
+    for volume in pod_spec(actors)["volumes"]:
+        assert "secret" not in volume or volume["secret"]["defaultMode"] & 0o007 == 0
 
 
 def test_pods_run_unprivileged():

@@ -89,6 +89,7 @@ def test_hostile_input_is_rejected_counted_and_survived(tmp_path, mode):
             client.garbage(rng)
             client.bad_gradients() if mode == "gradient" else client.bad_rollouts()
             client.bombs()
+            client.almost_valid()
         client.oversize(LIMIT + 1024)
         client.handshake_flood(3000)
 
@@ -108,6 +109,7 @@ def test_hostile_input_is_rejected_counted_and_survived(tmp_path, mode):
     missing = EXPECTED[mode] - set(result["dropped"])
     assert not missing, f"not counted: {missing}; counted {result['dropped']}"
     assert "intruder" not in result["actors"]  # not one env step of it was taken
+    assert "internal_error" not in result["dropped"]  # every refusal had its own reason
     last = metrics(run_dir)[-1]
     assert last["connections"].get("disconnected", 0) >= 1  # the oversized sender was cut off
     assert rss_after - rss_before < 64 * 2**20, (rss_before, rss_after)

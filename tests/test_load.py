@@ -7,7 +7,7 @@ from tests.helpers import free_port
 
 def test_sixty_four_actors_are_all_served_and_memory_stays_bounded():
     r = run(actors=64, seconds=8, port=free_port())
-    assert r["learner_exit_code"] == 0
+    assert r["learner_exit_code"] == 130  # stopped with SIGINT mid-run: checkpointed
     assert r["connections_held_max"] == 64
     assert r["updates"] > 500
     # ZeroMQ fair-queues peers: a junk stream gets one turn per round of the 64 actors, so

@@ -9,6 +9,7 @@ from protocol import NORM_STATS, Weights, decode
 from rlcore.hyperparams import Hyperparams
 from rlcore.losses import loss_rewards
 from tests.helpers import (
+    INTERRUPTED,
     free_port,
     kill_all,
     metrics,
@@ -36,7 +37,7 @@ def test_statistics_survive_checkpoint_and_resume_and_reach_evaluate(tmp_path):
     try:
         wait_for_contributors(address, 2)
         wait_for_env_steps(run_dir, 8000)
-        assert stop(learner) == 0 and wait(actors, 30) == 0
+        assert stop(learner) == INTERRUPTED and wait(actors, 30) == 0
     finally:
         kill_all(learner, actors)
     saved = torch.load(run_dir / "checkpoint.pt", weights_only=True)
@@ -50,7 +51,7 @@ def test_statistics_survive_checkpoint_and_resume_and_reach_evaluate(tmp_path):
     client = HostileClient(address)
     try:
         welcome = client.handshake("observer")
-        assert stop(resumed) == 0
+        assert stop(resumed) == INTERRUPTED
     finally:
         client.close()
         kill_all(resumed)
@@ -81,7 +82,7 @@ def test_malformed_moments_are_dropped_and_counted(tmp_path):
         # each dropped work message is still answered, so a real actor's credit returns
         replies = [decode(client.sock.recv_multipart()) for _ in range(sent)]
         assert all(isinstance(r, Weights) for r in replies)
-        assert stop(learner) == 0
+        assert stop(learner) == INTERRUPTED
     finally:
         client.close()
         kill_all(learner)

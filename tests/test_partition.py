@@ -74,6 +74,7 @@ def test_training_survives_a_partition_longer_than_the_heartbeat_timeout(tmp_pat
         "gradient",
         "--bind",
         address,
+        "--insecure",  # a private namespace pair, nothing else on the link
         "--run-dir",
         run_dir,
         "--lr",

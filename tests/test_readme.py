@@ -94,3 +94,13 @@ def test_each_a3c_subcommand_answers_help_as_a_program():
             [sys.executable, "-m", "a3c", sub, "--help"], capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 0 and "Usage" in done.stdout, (sub, done.stderr)
+
+
+def test_the_readme_figures_are_rendered_from_the_results_files():
+    done = subprocess.run(
+        [sys.executable, "benchmarks/render_readme.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

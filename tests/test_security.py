@@ -4,9 +4,13 @@ import os
 import shutil
 import signal
 import stat
+import time
 
+from learner.config import LearnerConfig
+from learner.service import Learner
 from protocol.security import load_client_keys
 from tests.helpers import (
+    INTERRUPTED,
     free_port,
     kill_all,
     metrics,
@@ -60,7 +64,7 @@ def test_an_authorized_actor_trains_over_curve(tmp_path):
     try:
         wait_for_contributors(address, 2, keys=load_client_keys(str(root / "actor-2")))
         wait_for_env_steps(run_dir, 40000)
-        assert stop(learner) == 0 and wait(actor, 30) == 0
+        assert stop(learner) == INTERRUPTED and wait(actor, 30) == 0
     finally:
         kill_all(learner, actor)
     result = summary(run_dir)
@@ -101,7 +105,7 @@ def test_actors_without_keys_or_with_unauthorized_keys_get_nothing_applied(tmp_p
 
         wait_for(refused, 30, "both refusals")
         learner.send_signal(signal.SIGTERM)
-        assert wait(learner, 30) == 0
+        assert wait(learner, 30) == INTERRUPTED
     finally:
         kill_all(learner, keyless, unauthorized)
     result = summary(run_dir)
@@ -147,32 +151,71 @@ def test_a_key_authorized_while_the_learner_runs_gets_in(tmp_path):
     assert summary(run_dir)["env_steps"] >= 20000
 
 
-def test_a_non_loopback_bind_without_keys_warns(tmp_path):
-    done = run_a3c(
-        "learner",
-        "--mode",
-        "data",
-        "--bind",
-        f"tcp://0.0.0.0:{free_port()}",
-        "--run-dir",
-        tmp_path / "run",
-        "--max-seconds",
+def test_a_revoked_key_stops_being_served_on_its_open_connection(tmp_path):
+    root = keys(tmp_path)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    run_dir = tmp_path / "run"
+    learner = start_learner(
+        "gradient",
+        address,
+        run_dir,
+        "--keys-dir",
+        root / "learner",
+        "--target-return",
+        "1e9",
+        "--metrics-every",
         "0.5",
     )
-    assert done.returncode == 0
-    assert "without --keys-dir" in done.stderr
-    quiet = run_a3c(
-        "learner",
-        "--mode",
-        "data",
-        "--bind",
-        f"tcp://127.0.0.1:{free_port()}",
-        "--run-dir",
-        tmp_path / "run2",
-        "--max-seconds",
-        "0.5",
-    )
-    assert "without --keys-dir" not in quiet.stderr
+    actor = start_actors(address, "--keys-dir", root / "actor-1")
+    try:
+        wait_for_env_steps(run_dir, 2000)
+        (root / "learner" / "authorized" / "actor-1.key").unlink()
+
+        def revoked():
+            records = metrics(run_dir)
+            dropped = records[-1].get("dropped", {}) if records else {}
+            return records[-1] if {"revoked_actor", "revoked_key"} & set(dropped) else None
+
+        wait_for(revoked, 30, "the revocation")
+        steps = revoked()["env_steps"]
+        time.sleep(3)  # the actor goes on sending on its open connection, to no effect
+        assert stop(learner) == INTERRUPTED
+    finally:
+        kill_all(learner, actor)
+    assert summary(run_dir)["env_steps"] == steps
+
+
+def test_a_non_loopback_bind_without_keys_needs_insecure(tmp_path, caplog):
+    def learner(bind_host: str, run: str, *extra):
+        return run_a3c(
+            "learner",
+            "--mode",
+            "data",
+            "--bind",
+            f"tcp://{bind_host}:{free_port()}",
+            "--run-dir",
+            tmp_path / run,
+            "--max-seconds",
+            "0.5",
+            *extra,
+        )
+
+    refused = learner("0.0.0.0", "run")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "--insecure" in refused.stderr and "a3c keygen" in refused.stderr
+    # The same rule in-process (a process start each would double this test's time).
+    for bind, insecure, warned in (("0.0.0.0", True, True), ("127.0.0.1", False, False)):
+        config = LearnerConfig(
+            mode="data",
+            env_id="CartPole-v1",
+            run_dir=str(tmp_path / f"run-{bind}"),
+            bind=f"tcp://{bind}:{free_port()}",
+            insecure=insecure,
+            tensorboard=False,
+        )
+        caplog.clear()
+        Learner(config).close()
+        assert ("anyone who reaches" in caplog.text) == warned
 
 
 def test_missing_keys_are_a_one_line_error(tmp_path):
