@@ -138,7 +138,12 @@ def _drive(learner, address, actors, seconds, run_dir) -> dict:
         t.start()
     junk_thread = threading.Thread(target=junk_sender, args=(ctx, address, stop, junk), daemon=True)
     junk_thread.start()
-    time.sleep(2.0)  # everyone connected and welcomed
+    # Measure from when every actor has been served once: a learner still starting (slow
+    # on a busy machine) would count its own warm-up as growth.
+    deadline = time.monotonic() + 120
+    while min(t.replies for t in threads) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
     replies_before = sum(t.replies for t in threads)
     rss = []
     for _ in range(int(seconds)):

@@ -83,6 +83,8 @@ def test_the_message_size_limit_fits_the_run_and_holds_on_the_socket(grad_learne
     learner = grad_learner.learner
     assert learner.max_message_bytes == 1 << 20  # CartPole's work is far smaller
     assert learner.sock.getsockopt(zmq.MAXMSGSIZE) == 1 << 20
+    # what a peer that floods or never reads can make the learner hold: 64 messages each way
+    assert learner.sock.getsockopt(zmq.RCVHWM) == learner.sock.getsockopt(zmq.SNDHWM) == 64
 
 
 def test_an_unknown_actor_or_an_old_run_gets_a_small_rejoin_never_weights(grad_learner):
