@@ -130,6 +130,7 @@ class Actor:
         self.link = LearnerLink(learner, self.actor_id, keys)
         self.cli_seed = seed
         self.settings: Settings | None = None
+        self.envs: VectorEnv | None = None
         self.run_id = ""
         self.version = 0
         self.weights_stamp = 0.0
@@ -186,7 +187,7 @@ class Actor:
                 if self._run_over(str(stop)):
                     continue
                 return 0
-            except (KeyError, TypeError, ValueError) as exc:
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
                 # e.g. a learner of another version, or an env this host cannot make
                 log.error("cannot act on the learner's settings: %s: %s", type(exc).__name__, exc)
                 return EXIT_SETTINGS
@@ -227,9 +228,10 @@ class Actor:
         )
 
     def _build(self, settings: Settings, actor_index: int) -> None:
-        if self.settings is not None:
+        self.settings = None  # set once everything below is built
+        if self.envs is not None:
             self.envs.close()
-        self.settings = settings
+            self.envs = None
         base = settings.seed if self.cli_seed is None else self.cli_seed
         env_seed, torch_seed = np.random.SeedSequence([base, actor_index]).generate_state(2)
         hp = settings.hp
@@ -254,6 +256,7 @@ class Actor:
             settings.hp.num_envs,
             actor_index,
         )
+        self.settings = settings
 
     def _adopt_weights(
         self, version: int, stamp: float, weights: np.ndarray, stats: dict[str, np.ndarray]
@@ -395,7 +398,7 @@ class Actor:
             log.info("leaving (%s)", self.signalled)
 
     def _close(self) -> None:
-        if self.settings is not None:
+        if self.envs is not None:
             self.envs.close()
         self.link.close()
 

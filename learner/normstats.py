@@ -52,6 +52,9 @@ class NormStats:
                 raise CodecError("bad_moments", f"{name}: count {m.count} for {env_steps} steps")
             if (m.m2 < 0).any() or (np.abs(m.mean) > MAX_ABS_MEAN).any():
                 raise CodecError("bad_moments", f"{name}: negative M2 or absurd mean")
+            if (m.m2 > MAX_ABS_MEAN**2 * max(m.count, 1)).any():
+                # merged once, an absurd variance would stay in the statistics for good
+                raise CodecError("bad_moments", f"{name}: absurd variance")
             parts[name] = m
         return parts
 

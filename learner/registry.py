@@ -23,6 +23,8 @@ class ActorInfo:
     steps_per_second: float = 0.0
     sent_version: int = -1
     """The newest weights version sent to this actor (-1: none yet)."""
+    welcomed: tuple[bytes, int] = (b"", -1)
+    """The connection and weights version of the last welcome: one per version each."""
     key: str = ""
     """The CURVE public key it joined with (z85; "" without keys): its id belongs to it."""
     _mark: tuple[float, int] = (0.0, 0)
@@ -35,27 +37,40 @@ class ActorRegistry:
         self.timeout = heartbeat_timeout
         self.capacity = capacity
         self.actors: dict[str, ActorInfo] = {}
+        self.by_identity: dict[bytes, str] = {}
+        """Which actor each connection speaks for: one id per connection."""
         self._next_index = 0
 
     def get(self, actor_id: str) -> ActorInfo | None:
         return self.actors.get(actor_id)
 
+    def owner(self, identity: bytes) -> str | None:
+        """The actor id this connection already speaks for, if any."""
+        return self.by_identity.get(identity)
+
     def register(
         self, actor_id: str, identity: bytes, host: str = "?", pid: int = 0, key: str = ""
-    ) -> ActorInfo:
+    ) -> ActorInfo | None:
+        """The actor's entry, (re)bound to this connection. None when the registry is full
+        of connected actors: a gone one may be forgotten for a newcomer, a connected one
+        never is."""
         info = self.actors.get(actor_id)
         if info is None:
             if len(self.actors) >= self.capacity:
-                oldest = min(self.actors.values(), key=lambda a: a.last_seen)
-                del self.actors[oldest.actor_id]
+                gone = [a for a in self.actors.values() if a.gone]
+                if not gone:
+                    return None
+                self.forget(min(gone, key=lambda a: a.last_seen))
             info = ActorInfo(actor_id, identity, self._next_index, host, pid, key=key)
             self._next_index += 1
             self.actors[actor_id] = info
             log.info("actor %s joined (host %s, pid %d, index %d)", actor_id, host, pid, info.index)
         else:
+            self.by_identity.pop(info.identity, None)
             info.identity, info.host, info.pid = identity, host, pid
             if info.gone:
                 log.info("actor %s is back", actor_id)
+        self.by_identity[identity] = actor_id
         info.gone = False
         info.last_seen = time.monotonic()
         return info
@@ -88,6 +103,8 @@ class ActorRegistry:
 
     def forget(self, info: ActorInfo) -> None:
         self.actors.pop(info.actor_id, None)
+        if self.by_identity.get(info.identity) == info.actor_id:
+            del self.by_identity[info.identity]
         log.info("actor %s forgotten", info.actor_id)
 
     def leave(self, info: ActorInfo) -> None:

@@ -66,6 +66,8 @@ from rlcore.rollout import RolloutBatch
 
 log = logging.getLogger(__name__)
 BURST = 256
+MAX_ROLLOUTS_PER_UPDATE = 64
+"""Data mode: the most rollouts one update learns together (a bound on its memory)."""
 MAX_PENDING_BYTES = 1 << 30
 """Data mode: rollouts waiting to be learned, all actors together (each actor's own queue
 is bounded by its credit)."""
@@ -418,8 +420,8 @@ class Learner:
                 steps_rate, updates_rate = (e1 - e0) / (t1 - t0), (u1 - u0) / (t1 - t0)
         actors = [
             {
-                "actor_id": a.actor_id,
-                "host": a.host,
+                "actor_id": a.actor_id[:64],  # the whole reply fits the header limit
+                "host": a.host[:64],
                 "index": a.index,
                 "connected": not a.gone,
                 "last_seen_seconds": round(now - a.last_seen, 2),
@@ -464,7 +466,7 @@ class Learner:
                 continue
             identity, frame, extra = recv_routed(self.sock)
             try:
-                msg = decode([frame] if frame is not None and not extra else [])
+                msg = decode([frame] if frame is not None and not extra else [], self.max_inflated)
             except CodecError:
                 continue
             actor_id = getattr(msg, "actor_id", "")
@@ -570,25 +572,34 @@ class Learner:
     def _return_credit(self, info: ActorInfo, msg: Message, reason: str) -> None:
         """A known actor's work that was dropped is still answered, or its credit would be
         gone for good and the actor would wait forever; never beyond its credit."""
-        if isinstance(msg, (Gradient, Rollout)) and reason not in ("over_credit", "learner_full"):
+        if isinstance(msg, (Gradient, Rollout)) and reason != "over_credit":
             self._reply_weights(info, self._received)
 
     def _on_hello(self, identity: bytes, key: str, msg: Hello) -> None:
-        if not (msg.actor_id.isprintable() and msg.actor_id and msg.host.isprintable()):
-            # ids and hosts reach logs and status tables: no control characters there
+        if not (_plain(msg.actor_id) and msg.actor_id and _plain(msg.host)):
+            # ids and hosts reach logs and status tables: printable ASCII only
             self.stats.drop("bad_field", f"hello with actor id {msg.actor_id[:40]!r}")
+            return
+        owner = self.registry.owner(identity)
+        if owner is not None and owner != msg.actor_id:
+            # One id per connection: else one socket could register (and be sent weights
+            # for) any number of actors.
+            self.stats.drop("one_id_per_connection", f"{msg.actor_id!r} after {owner!r}")
             return
         info = self.registry.get(msg.actor_id)
         if info is not None and info.key != key:
             self.stats.drop("identity_mismatch", f"hello for {msg.actor_id!r}")
             return
-        same = info is not None and info.identity == identity
-        if same and info.sent_version == self.updater.version:
+        if info is not None and info.welcomed == (identity, self.updater.version):
             # Weights go out once per version per connection: a repeated hello buys nothing.
             self.stats.drop("repeated_hello", msg.actor_id)
             return
         self._forget_pending(msg.actor_id, "rejoined")
-        self._welcome(self.registry.register(msg.actor_id, identity, msg.host, msg.pid, key))
+        info = self.registry.register(msg.actor_id, identity, msg.host, msg.pid, key)
+        if info is None:
+            self.stats.drop("registry_full", msg.actor_id)
+            return
+        self._welcome(info)
 
     def _sender(self, identity: bytes, key: str, msg: Message) -> ActorInfo | None:
         """The registered sender of `msg`, or None after asking an unknown or out-of-date
@@ -632,8 +643,11 @@ class Learner:
         welcome = Welcome(
             self.run_id, info.index, up.version, up.stamp, settings, up.weights, self.norm.reply()
         )
-        if self._send(welcome, info.identity):
-            info.sent_version = up.version
+        # Marked before sending: a peer whose queue is full gets no welcome and no second
+        # try on this connection (an honest actor says hello again on a fresh socket).
+        info.welcomed = (info.identity, up.version)
+        info.sent_version = up.version
+        self._send(welcome, info.identity)
 
     def _send(self, msg: Message, identity: bytes) -> int:
         return self._count_send(try_send(self.sock, msg, identity, self.wire))
@@ -690,15 +704,15 @@ class Learner:
     def _on_rollout(self, info: ActorInfo, msg: Rollout) -> None:
         if self.cfg.mode != "data":
             raise CodecError("wrong_mode", "rollout sent to a gradient-mode learner")
+        # The cheap refusals first: nothing is unpacked for work that cannot be taken.
+        if len(self.pending.get(info.actor_id, ())) >= self.cfg.max_credit:
+            raise CodecError("over_credit", f"{info.actor_id} exceeded its credit")
+        if self._pending_bytes >= MAX_PENDING_BYTES:
+            raise CodecError("learner_full", f"{self._pending_bytes} bytes wait to be learned")
         stats = {k: msg.arrays.pop(k) for k in WORK_STATS if k in msg.arrays}
         batch = check_rollout(msg, self.spec, self.hp)
         moments = self.norm.check(stats, msg.env_steps)
         self.stats.add_latency(msg.weights_latency)
-        queue = self.pending.get(info.actor_id, ())
-        if len(queue) >= self.cfg.max_credit:
-            raise CodecError("over_credit", f"{info.actor_id} exceeded its credit")
-        if self._pending_bytes >= MAX_PENDING_BYTES:
-            raise CodecError("learner_full", f"{self._pending_bytes} bytes wait to be learned")
         if self._staleness(info, msg.weights_version) is None:
             self._reply_weights(info, self._received)
             return
@@ -713,14 +727,15 @@ class Learner:
         )
 
     def _learn_pending(self) -> None:
-        """One update from the oldest pending rollout of every actor that has one."""
+        """One update from the oldest pending rollout of every actor that has one, at most
+        MAX_ROLLOUTS_PER_UPDATE of them; actors left over go first next time."""
         taken: list[tuple[str, PendingRollout]] = []
-        for actor_id in list(self.pending):
-            queue = self.pending[actor_id]
+        for actor_id in list(self.pending)[:MAX_ROLLOUTS_PER_UPDATE]:
+            queue = self.pending.pop(actor_id)
             taken.append((actor_id, queue.popleft()))
             self._pending_bytes -= taken[-1][1].nbytes
-            if not queue:
-                del self.pending[actor_id]
+            if queue:
+                self.pending[actor_id] = queue  # to the back of the line
         fresh, staleness = [], []
         for actor_id, item in taken:
             self._count_steps(self.registry.get(actor_id), item.env_steps)
@@ -772,6 +787,10 @@ class Learner:
         self._forget_pending(info.actor_id, "left")
         self.registry.leave(info)
         log.info("actor %s left: %r", info.actor_id, msg.reason[:80])
+
+
+def _plain(text: str) -> bool:
+    return text.isascii() and text.isprintable()
 
 
 def _older(peer_version) -> str:

@@ -1,7 +1,9 @@
 """Messages <-> one frame each. No pickle: a msgpack header, then the arrays as raw bytes.
 
 A message is a single ZeroMQ frame, so libzmq's per-frame size limit (ZMQ_MAXMSGSIZE)
-bounds the whole message. The frame is the msgpack header map
+bounds every message a peer of this protocol sends. (libzmq still assembles a hostile
+multi-frame message whole before delivering it; the receiver drops it as it reads it, and
+only keys keep strangers from sending one.) The frame is the msgpack header map
 {"v": version, "t": type, "f": {fields}, "a": [[name, dtype, shape, encoding, nbytes], ...]}
 followed, from the next multiple of 8 bytes, by each array's bytes in descriptor order, each
 padded to a multiple of 8 (so arrays start aligned). A message without arrays is the header

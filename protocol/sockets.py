@@ -16,8 +16,9 @@ from protocol.wire import PLAIN, WireFormat
 
 log = logging.getLogger(__name__)
 
-# libzmq drops a connection that sends a larger frame, before it is buffered; a message is
-# one frame (protocol.codec), so this bounds whole messages.
+# libzmq drops a connection that sends a larger frame, before it is buffered. A message is
+# one frame (protocol.codec), so this bounds every well-formed message; a multi-frame one
+# is assembled by libzmq before anyone sees it (keys keep strangers from sending one).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 HWM = 1000
 ROUTER_HWM = 64

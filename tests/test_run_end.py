@@ -21,9 +21,9 @@ class StoppedLearner:
         self.sock.bind(address)
         self.hellos = 0
 
-    def serve(self, seconds: float) -> None:
+    def serve(self, seconds: float, until=lambda: False) -> None:
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not until():
             if not self.sock.poll(50):
                 continue
             identity, *frames = self.sock.recv_multipart()
@@ -43,6 +43,8 @@ def test_an_actor_told_to_stop_during_its_handshake_exits_0(tmp_path):
     learner = StoppedLearner(address)
     actor = start_actors(address, log=tmp_path / "actor.log")
     try:
+        # from the first hello on (an actor starts slowly on a busy machine), 3 s more
+        learner.serve(120.0, until=lambda: learner.hellos >= 1)
         learner.serve(3.0)
         assert wait(actor, 30) == 0
     finally:
@@ -58,6 +60,7 @@ def test_with_after_stop_wait_the_actor_asks_again_with_back_off(tmp_path):
     learner = StoppedLearner(address)
     actor = start_actors(address, "--after-stop", "wait", log=tmp_path / "actor.log")
     try:
+        learner.serve(120.0, until=lambda: learner.hellos >= 1)  # however slow its start
         learner.serve(12.0)
         assert actor.poll() is None  # still waiting for a new run
         actor.send_signal(signal.SIGTERM)

@@ -236,3 +236,81 @@ def test_a_gradient_whose_norm_overflows_is_never_applied(grad_learner):
     assert h.dropped.get("non_finite_update") == 1 and h.learner.updater.version == 0
     assert isinstance(h.replies(b"A")[-1], Weights)  # the credit still comes back
     assert np.isfinite(h.learner.updater.weights).all()
+
+
+def test_one_connection_speaks_for_one_actor(grad_learner):
+    h = grad_learner
+    h.join("a", b"A")
+    for i in range(5):
+        h.send(b"A", Hello(f"fake-{i}", "here", 1))
+    assert h.dropped.get("one_id_per_connection") == 5
+    assert list(h.learner.registry.actors) == ["a"]
+    assert sum(isinstance(m, Welcome) for m in h.replies(b"A")) == 1
+
+
+def test_a_peer_that_never_reads_costs_one_welcome_per_version(grad_learner):
+    h = grad_learner
+    attempts = []
+    h.learner._send = lambda msg, identity: attempts.append(msg) or 0  # its queue is full
+    for _ in range(10):
+        h.send(b"A", Hello("a", "here", 1))
+    assert sum(isinstance(m, Welcome) for m in attempts) == 1
+    assert h.dropped.get("repeated_hello") == 9
+
+
+def test_a_full_registry_never_forgets_a_connected_actor():
+    from learner.registry import ActorRegistry
+
+    registry = ActorRegistry(heartbeat_timeout=10, capacity=2)
+    assert registry.register("a", b"A") and registry.register("b", b"B")
+    assert registry.register("c", b"C") is None  # both connected: the newcomer waits
+    registry.actors["a"].gone = True
+    assert registry.register("c", b"C") is not None and set(registry.actors) == {"b", "c"}
+    assert registry.owner(b"A") is None and registry.owner(b"C") == "c"
+
+
+def test_work_refused_for_memory_still_returns_its_credit(data_learner, monkeypatch):
+    h = data_learner
+    welcome = h.join("a", b"A")
+    monkeypatch.setattr(service, "MAX_PENDING_BYTES", 0)
+    h.sent.clear()
+    h.send(b"A", h.work("a", welcome))
+    assert h.dropped.get("learner_full") == 1
+    assert [type(m) for m in h.replies(b"A")] == [Weights]
+
+
+def test_one_update_learns_a_bounded_number_of_rollouts_and_none_waits_forever(
+    data_learner, monkeypatch
+):
+    h = data_learner
+    monkeypatch.setattr(service, "MAX_ROLLOUTS_PER_UPDATE", 2)
+    for name in "abc":
+        welcome = h.join(name, name.encode())
+        h.send(name.encode(), h.work(name, welcome))
+    h.learn()
+    assert list(h.learner.pending) == ["c"] and h.learner.updater.version == 1
+    h.learn()
+    assert not h.learner.pending and h.learner._pending_bytes == 0
+
+
+def test_the_status_reply_fits_its_decoder_whatever_the_ids(grad_learner):
+    from protocol import Status
+
+    learner = grad_learner.learner
+    for i in range(100):
+        learner.registry.register(f"{i:03d}" + "x" * 250, bytes([i]), "h" * 256, i)
+    back = decode(encode(Status(learner.run_id, learner.status())))
+    assert len(back.state["actors"]) == 64
+
+
+def test_moments_with_an_absurd_variance_are_refused():
+    from learner.normstats import NormStats
+    from protocol import CodecError
+    from rlcore.hyperparams import Hyperparams
+
+    norm = NormStats(Hyperparams(normalize_obs=True, normalize_reward=True), 2)
+    steps = 10
+    obs = np.array([steps, 0.0, 0.0, 1.0, 1e300])  # count, mean (2), M2 (2)
+    ret = np.array([steps, 0.0, 1.0])
+    with pytest.raises(CodecError, match="variance"):
+        norm.check({"obs_moments": obs, "ret_moments": ret}, steps)
