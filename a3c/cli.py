@@ -7,6 +7,7 @@ import functools
 import json
 import signal
 import time
+from dataclasses import fields
 
 import click
 
@@ -317,29 +318,16 @@ def learner_options(fn):
     return fn
 
 
-HP_OPTIONS = (
-    "lr",
-    "rollout_len",
-    "num_envs",
-    "gamma",
-    "gae_lambda",
-    "reward_scale",
-    "entropy_coef",
-    "value_coef",
-    "max_grad_norm",
-    "batch_lr_scale",
-    "batch_lr_power",
-    "hidden",
-    "recurrent",
-    "lstm_size",
-    "reward_clip",
-    "normalize_obs",
-    "normalize_reward",
-    "lr_decay",
-    "log_std_init",
-    "bounded_mean",
-    "split_batches",
-)
+def hp_options() -> tuple[str, ...]:
+    """The Hyperparams fields the command line sets (the others keep their defaults)."""
+
+    def probe():
+        pass
+
+    for opt in LEARNER_OPTIONS:
+        probe = opt(probe)
+    names = {p.name for p in probe.__click_params__}
+    return tuple(f.name for f in fields(Hyperparams) if f.name in names)
 
 
 def _apply_preset(kw: dict) -> tuple[dict, dict | None]:
@@ -352,7 +340,7 @@ def _apply_preset(kw: dict) -> tuple[dict, dict | None]:
         preset = resolve(kw["preset"], kw["env_id"])
     except PresetError as exc:
         raise click.BadParameter(str(exc), param_hint="'--preset'") from None
-    values = {name: kw[name] for name in HP_OPTIONS}
+    values = {name: kw[name] for name in hp_options()}
     if preset is None:
         return values, None
     ctx = click.get_current_context()
@@ -392,36 +380,19 @@ def _config(
         raise click.ClickException(f"bad hyperparameters: {exc}") from None
     name = kw["env_id"].replace("/", "-")
     run_dir = kw["run_dir"] or f"runs/{name}-{kw['mode']}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return LearnerConfig(
-        mode=kw["mode"],
-        env_id=kw["env_id"],
-        env_kwargs=kw["env_kwargs"],
-        wrappers=kw["wrappers"],
-        run_dir=run_dir,
-        bind=bind,
-        target_return=kw["target_return"],
-        max_env_steps=kw["max_env_steps"],
-        max_seconds=kw["max_seconds"],
-        seed=kw["seed"],
-        hp=hp,
-        max_staleness=kw["max_staleness"],
-        wire_compress=kw["wire_compress"],
-        wire_dtype=kw["wire_dtype"],
-        frame_once=kw["frame_once"],
-        weights_lag=kw["weights_lag"],
-        max_credit=kw["max_credit"],
-        checkpoint_every=kw["checkpoint_every"],
-        metrics_every=kw["metrics_every"],
-        tensorboard=kw["tensorboard"],
-        heartbeat_timeout=kw["heartbeat_timeout"],
-        device=kw["device"],
-        resume=kw["resume"],
-        keys_dir=keys_dir,
-        authorized_dir=authorized_dir,
-        max_message_bytes=max_message_bytes,
-        insecure=kw["insecure"],
-        preset=preset,
-    )
+    # Every option named as a LearnerConfig field goes there as given: one list of
+    # settings (the dataclass), not a second one here.
+    resolved = {
+        "run_dir": run_dir,
+        "bind": bind,
+        "hp": hp,
+        "keys_dir": keys_dir,
+        "authorized_dir": authorized_dir,
+        "max_message_bytes": max_message_bytes,
+        "preset": preset,
+    }
+    given = {f.name: kw[f.name] for f in fields(LearnerConfig) if f.name in kw}
+    return LearnerConfig(**{**given, **resolved})
 
 
 def one_line_errors(fn):
