@@ -12,6 +12,7 @@ from dataclasses import fields
 import click
 
 from a3c.logs import setup_logging
+from learner.config import DEFAULTS as CONFIG
 from rlcore.hyperparams import Hyperparams
 
 DEFAULTS = Hyperparams()
@@ -98,7 +99,7 @@ LEARNER_OPTIONS = [
         default=None,
         help="Wall-time budget.",
     ),
-    option("--seed", type=int, default=0, show_default=True),
+    option("--seed", type=int, default=CONFIG["seed"], show_default=True),
     option(
         "--lr", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS.lr, show_default=True
     ),
@@ -229,35 +230,35 @@ LEARNER_OPTIONS = [
     option(
         "--max-staleness",
         type=click.IntRange(min=0),
-        default=20,
+        default=CONFIG["max_staleness"],
         show_default=True,
         help="Drop work computed on weights more than this many updates old.",
     ),
     option(
         "--wire-compress",
         type=click.Choice(["zstd", "lz4", "none"]),
-        default="zstd",
+        default=CONFIG["wire_compress"],
         show_default=True,
         help="Lossless codec for frames (uint8 and bool arrays) on the wire.",
     ),
     option(
         "--wire-dtype",
         type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
-        default="auto",
+        default=CONFIG["wire_dtype"],
         show_default=True,
         help="Weights and gradients on the wire (the learner's copy stays float32): 16-bit "
         "halves their bytes; auto is bfloat16 for discrete actions, float32 for continuous.",
     ),
     option(
         "--frame-once/--no-frame-once",
-        default=True,
+        default=CONFIG["frame_once"],
         show_default=True,
         help="Data mode, stacked frames: each new frame travels once.",
     ),
     option(
         "--weights-lag",
         type=click.IntRange(min=0),
-        default=0,
+        default=CONFIG["weights_lag"],
         show_default=True,
         help="Send an actor new weights only when its copy is more than this many versions "
         "old (version-only replies otherwise).",
@@ -265,7 +266,7 @@ LEARNER_OPTIONS = [
     option(
         "--max-credit",
         type=click.IntRange(min=1),
-        default=16,
+        default=CONFIG["max_credit"],
         show_default=True,
         help="Most work messages an actor keeps in flight to cover a long round trip "
         "(2 turns pacing off).",
@@ -273,30 +274,33 @@ LEARNER_OPTIONS = [
     option(
         "--checkpoint-every",
         type=click.FloatRange(min=0, min_open=True),
-        default=60.0,
+        default=CONFIG["checkpoint_every"],
         show_default=True,
         help="Seconds between checkpoints.",
     ),
     option(
         "--metrics-every",
         type=click.FloatRange(min=0.1),
-        default=5.0,
+        default=CONFIG["metrics_every"],
         show_default=True,
         help="Seconds between metrics.jsonl records.",
     ),
     option(
         "--heartbeat-timeout",
         type=click.FloatRange(min=1.0),
-        default=10.0,
+        default=CONFIG["heartbeat_timeout"],
         show_default=True,
         help="Seconds of silence after which an actor counts as gone (and actors reconnect).",
     ),
     option(
-        "--device", default="cpu", show_default=True, help="Learner device: cpu, cuda, cuda:1, mps."
+        "--device",
+        default=CONFIG["device"],
+        show_default=True,
+        help="Learner device: cpu, cuda, cuda:1, mps.",
     ),
     option(
         "--tensorboard/--no-tensorboard",
-        default=True,
+        default=CONFIG["tensorboard"],
         show_default=True,
         help="TensorBoard scalars in the run directory (needs the viz group).",
     ),
@@ -534,7 +538,15 @@ def actor(learner_address, workers, seed, keys_dir, after_stop, learner_timeout,
     from actor.pool import run_pool
 
     raise SystemExit(
-        run_pool(learner_address, workers, seed, verbose, keys_dir, after_stop, learner_timeout)
+        run_pool(
+            learner_address,
+            workers,
+            seed,
+            functools.partial(setup_logging, verbose),  # each child logs as this process
+            keys_dir,
+            after_stop,
+            learner_timeout,
+        )
     )
 
 

@@ -9,6 +9,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +30,17 @@ def _die_with_parent(parent: int) -> None:
 def _child(
     learner: str,
     seed: int | None,
-    verbose: bool,
+    setup_logs: Callable[[], None] | None,
     keys_dir: str | None,
     after_stop: str,
     parent: int,
     learner_timeout: float | None = None,
 ) -> None:
-    from a3c.logs import setup_logging
     from actor.worker import run_actor
 
     _die_with_parent(parent)
-    setup_logging(verbose)
+    if setup_logs is not None:
+        setup_logs()
     raise SystemExit(run_actor(learner, seed, keys_dir, after_stop, learner_timeout))
 
 
@@ -47,7 +48,7 @@ def run_pool(
     learner: str,
     workers: int,
     seed: int | None,
-    verbose: bool = False,
+    setup_logs: Callable[[], None] | None = None,
     keys_dir: str | None = None,
     after_stop: str = "exit",
     learner_timeout: float | None = None,
@@ -58,7 +59,15 @@ def run_pool(
         child_seed = None if seed is None else seed + i
         p = ctx.Process(
             target=_child,
-            args=(learner, child_seed, verbose, keys_dir, after_stop, os.getpid(), learner_timeout),
+            args=(
+                learner,
+                child_seed,
+                setup_logs,
+                keys_dir,
+                after_stop,
+                os.getpid(),
+                learner_timeout,
+            ),
             name=f"actor-{i}",
         )
         p.start()

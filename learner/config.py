@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
 
-from rlcore.envs import EnvConfig
 from rlcore.hyperparams import Hyperparams
+
+if TYPE_CHECKING:  # the CLI reads this module's defaults without loading gymnasium
+    from rlcore.envs import EnvConfig
 
 MODES = ("gradient", "data")
 AUTO_DTYPE = "auto"
@@ -115,6 +118,8 @@ class LearnerConfig:
 
     @property
     def env(self) -> EnvConfig:
+        from rlcore.envs import EnvConfig
+
         return EnvConfig(self.env_id, dict(self.env_kwargs), tuple(self.wrappers))
 
     def to_dict(self) -> dict:
@@ -135,3 +140,7 @@ def _check_device(device: str) -> None:
         raise ValueError(f"device {device!r} requested but torch sees no CUDA device")
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device {device!r} requested but MPS is not available")
+
+
+DEFAULTS = {f.name: f.default for f in fields(LearnerConfig)}
+"""Each setting's default, for the command line to show and use (one source)."""
