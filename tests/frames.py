@@ -55,3 +55,21 @@ def parts(whole: bytes) -> tuple[dict, list[bytes]]:
         payloads.append(whole[pos : pos + desc[4]])
         pos += desc[4] + (-desc[4] % ALIGN)
     return head, payloads
+
+
+def quiet_rollout(T: int, E: int, obs_dim: int, reward: float = 0.0) -> dict:
+    """The arrays of a valid discrete-action rollout in which nothing happens: zero
+    observations, action 0, a constant reward, no episode ends. Tests change one thing."""
+    import numpy as np
+
+    return {
+        "obs": np.zeros((T, E, obs_dim), np.float32),
+        "actions": np.zeros((T, E), np.int64),
+        "rewards": np.full((T, E), reward, np.float32),
+        "terminated": np.zeros((T, E), bool),
+        "truncated": np.zeros((T, E), bool),
+        "behaviour_logp": np.full((T, E), -0.7, np.float32),
+        "bootstrap_obs": np.zeros((E, obs_dim), np.float32),
+        "trunc_index": np.zeros(0, np.int64),
+        "trunc_obs": np.zeros((0, obs_dim), np.float32),
+    }

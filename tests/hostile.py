@@ -11,7 +11,7 @@ import zmq
 import zstandard
 
 from protocol import PROTOCOL_VERSION, Gradient, Hello, Rollout, Welcome, decode, encode
-from tests.frames import frame
+from tests.frames import frame, quiet_rollout
 
 
 class HostileClient:
@@ -122,17 +122,7 @@ class HostileClient:
         obs_dim = w.settings["env_spec"]["obs_shape"][0]
 
         def arrays(E=2):
-            return {
-                "obs": np.zeros((T, E, obs_dim), np.float32),
-                "actions": np.zeros((T, E), np.int64),
-                "rewards": np.zeros((T, E), np.float32),
-                "terminated": np.zeros((T, E), bool),
-                "truncated": np.zeros((T, E), bool),
-                "behaviour_logp": np.full((T, E), -0.7, np.float32),
-                "bootstrap_obs": np.zeros((E, obs_dim), np.float32),
-                "trunc_index": np.zeros(0, np.int64),
-                "trunc_obs": np.zeros((0, obs_dim), np.float32),
-            }
+            return quiet_rollout(T, E, obs_dim)
 
         def send(a, env_steps=T * 2):
             msg = Rollout(w.run_id, "intruder", w.weights_version, env_steps, 0.0, a)

@@ -11,6 +11,7 @@ import numpy as np
 from learner.config import LearnerConfig
 from learner.service import Learner
 from protocol import Gradient, Hello, Message, Rollout, Welcome, decode, encode
+from tests.frames import quiet_rollout
 
 
 class InProcessLearner:
@@ -57,17 +58,7 @@ class InProcessLearner:
             grad = np.zeros(self.learner.updater.num_params, np.float32)
             return Gradient(welcome.run_id, actor_id, version, steps, 0.0, grad)
         T, E, dim = hp.rollout_len, hp.num_envs, self.learner.spec.obs_shape[0]
-        arrays = {
-            "obs": np.zeros((T, E, dim), np.float32),
-            "actions": np.zeros((T, E), np.int64),
-            "rewards": np.ones((T, E), np.float32),
-            "terminated": np.zeros((T, E), bool),
-            "truncated": np.zeros((T, E), bool),
-            "behaviour_logp": np.full((T, E), -0.69, np.float32),
-            "bootstrap_obs": np.zeros((E, dim), np.float32),
-            "trunc_index": np.zeros(0, np.int64),
-            "trunc_obs": np.zeros((0, dim), np.float32),
-        }
+        arrays = quiet_rollout(T, E, dim, reward=1.0)
         return Rollout(welcome.run_id, actor_id, version, steps, 0.0, arrays)
 
     def learn(self) -> None:

@@ -32,6 +32,14 @@ def keys(tmp_path):
     return tmp_path / "keys"
 
 
+def keyed_learner(root, address, run_dir):
+    """A learner with keys that trains until stopped."""
+    return start_learner(
+        "gradient", address, run_dir, "--keys-dir", root / "learner",
+        "--target-return", "1e9", "--metrics-every", "0.5",
+    )  # fmt: skip
+
+
 def test_keygen_writes_pairs_and_keeps_secrets_private(tmp_path):
     root = keys(tmp_path)
     assert (root / "learner" / "learner.key_secret").exists()
@@ -49,17 +57,7 @@ def test_an_authorized_actor_trains_over_curve(tmp_path):
     root = keys(tmp_path)
     address = f"tcp://127.0.0.1:{free_port()}"
     run_dir = tmp_path / "run"
-    learner = start_learner(
-        "gradient",
-        address,
-        run_dir,
-        "--keys-dir",
-        root / "learner",
-        "--target-return",
-        "1e9",
-        "--metrics-every",
-        "0.5",
-    )
+    learner = keyed_learner(root, address, run_dir)
     actor = start_actors(address, "--workers", "2", "--keys-dir", root / "actor-1")
     try:
         wait_for_contributors(address, 2, keys=load_client_keys(str(root / "actor-2")))
@@ -155,17 +153,7 @@ def test_a_revoked_key_stops_being_served_on_its_open_connection(tmp_path):
     root = keys(tmp_path)
     address = f"tcp://127.0.0.1:{free_port()}"
     run_dir = tmp_path / "run"
-    learner = start_learner(
-        "gradient",
-        address,
-        run_dir,
-        "--keys-dir",
-        root / "learner",
-        "--target-return",
-        "1e9",
-        "--metrics-every",
-        "0.5",
-    )
+    learner = keyed_learner(root, address, run_dir)
     actor = start_actors(address, "--keys-dir", root / "actor-1")
     try:
         wait_for_env_steps(run_dir, 2000)

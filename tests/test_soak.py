@@ -58,7 +58,7 @@ from protocol import (
 )
 from protocol.security import load_client_keys
 from protocol.sockets import connect_dealer
-from tests.frames import frame
+from tests.frames import frame, quiet_rollout
 from tests.helpers import INTERRUPTED, free_port, run_a3c, start_actors, start_learner
 
 pytestmark = pytest.mark.slow
@@ -574,17 +574,7 @@ class Fuzzer(threading.Thread):
         """A data-mode message to this gradient-mode learner, well formed or not."""
         T, E = self.T, self.E
         obs_dim = int(np.prod(self.welcome.settings["env_spec"]["obs_shape"]))
-        arrays = {
-            "obs": np.zeros((T, E, obs_dim), np.float32),
-            "actions": np.zeros((T, E), np.int64),
-            "rewards": np.zeros((T, E), np.float32),
-            "terminated": np.zeros((T, E), bool),
-            "truncated": np.zeros((T, E), bool),
-            "behaviour_logp": np.full((T, E), -0.7, np.float32),
-            "bootstrap_obs": np.zeros((E, obs_dim), np.float32),
-            "trunc_index": np.zeros(0, np.int64),
-            "trunc_obs": np.zeros((0, obs_dim), np.float32),
-        }
+        arrays = quiet_rollout(T, E, obs_dim)
         if self.rng.random() < 0.5:
             arrays["obs"][0, 0, 0] = np.nan
         msg = Rollout(self.welcome.run_id, "fuzzer", self.version, T * E, 0.0, arrays)
