@@ -12,391 +12,61 @@ from dataclasses import fields
 import click
 
 from a3c.logs import setup_logging
-from learner.config import DEFAULTS as CONFIG
+from a3c.options import GroupedCommand, apply, option, options_from
+from learner.config import LearnerConfig
 from rlcore.hyperparams import Hyperparams
 
-DEFAULTS = Hyperparams()
+ALGORITHM = options_from(Hyperparams)
+"""Every hyperparameter with a flag; a preset fills the ones the user leaves unset."""
 
+RUN = options_from(LearnerConfig, run_dir={"required": False, "default": None})
+"""The learner's own settings with a flag (bind and keys differ per command: see below); the
+run directory is named after the env, mode and time unless given."""
 
-def option(*names: str, **kwargs):
-    """A click option whose environment variable is A3C_<LONG NAME>."""
-    long = next(n for n in names if n.startswith("--")).split("/")[0]
-    kwargs.setdefault("envvar", "A3C_" + long[2:].upper().replace("-", "_"))
-    kwargs.setdefault("show_envvar", True)
-    return click.option(*names, **kwargs)
-
-
-def _hidden(_ctx, _param, value: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(x) for x in value.split(",") if x.strip())
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: expected sizes like 64,64") from None
-    if not sizes or min(sizes) <= 0:
-        raise click.BadParameter(f"{value!r}: expected positive sizes like 64,64")
-    return sizes
-
-
-def _env_kwargs(_ctx, _param, value: str | None) -> dict:
-    if not value:
-        return {}
-    try:
-        kwargs = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"{value!r} is not JSON: {exc}") from None
-    if not isinstance(kwargs, dict):
-        raise click.BadParameter(f"{value!r}: expected a JSON object like '{{\"g\": 9.81}}'")
-    return kwargs
-
-
-def _wrappers(_ctx, _param, value: str | None) -> tuple[str, ...]:
-    from rlcore.wrappers import WRAPPERS
-
-    names = tuple(w.strip() for w in (value or "").split(",") if w.strip())
-    unknown = [w for w in names if w not in WRAPPERS]
-    if unknown:
-        raise click.BadParameter(f"unknown wrapper {unknown[0]!r}; known: {', '.join(WRAPPERS)}")
-    return names
-
-
-LEARNER_OPTIONS = [
-    option(
-        "--mode",
-        type=click.Choice(["gradient", "data"]),
-        required=True,
-        help="gradient: actors send gradients; data: actors send experience.",
-    ),
-    option("--env", "env_id", default="CartPole-v1", show_default=True, help="Gymnasium env id."),
-    option(
-        "--env-kwargs",
-        default=None,
-        callback=_env_kwargs,
-        help="JSON keyword arguments of gymnasium.make, e.g. '{\"g\": 9.81}'.",
-    ),
-    option(
-        "--wrappers",
-        default=None,
-        callback=_wrappers,
-        help="Comma-separated env wrappers: mask-velocity, channels-first, atari, "
-        "atari-episodic-life (ALE/ ids get atari and MinAtar/ ids channels-first by default).",
-    ),
-    option(
-        "--preset",
-        default=None,
-        help="Settings by name from the shipped presets (see README); 'none' turns them off "
-        "[default: the preset matching --env, if any]. Flags you give override its values.",
-    ),
-    option("--run-dir", default=None, help="Run directory [default: runs/ENV-MODE-TIME]."),
-    option(
-        "--target-return",
-        type=float,
-        default=None,
-        help="Stop when mean_return_100 reaches it [default: the env's threshold].",
-    ),
-    option("--max-env-steps", type=click.IntRange(min=1), default=None, help="Env-step budget."),
-    option(
-        "--max-seconds",
-        type=click.FloatRange(min=0, min_open=True),
-        default=None,
-        help="Wall-time budget.",
-    ),
-    option("--seed", type=int, default=CONFIG["seed"], show_default=True),
-    option(
-        "--lr", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS.lr, show_default=True
-    ),
-    option(
-        "--rollout-len",
-        type=click.IntRange(1, 10_000),
-        default=DEFAULTS.rollout_len,
-        show_default=True,
-        help="Env steps per env in one rollout.",
-    ),
-    option(
-        "--num-envs",
-        type=click.IntRange(1, 4096),
-        default=DEFAULTS.num_envs,
-        show_default=True,
-        help="Envs per actor, stepped with batched inference.",
-    ),
-    option("--gamma", type=click.FloatRange(0, 1), default=DEFAULTS.gamma, show_default=True),
-    option(
-        "--gae-lambda",
-        type=click.FloatRange(0, 1),
-        default=DEFAULTS.gae_lambda,
-        show_default=True,
-        help="Lambda of advantages and value targets: 1 is A3C's n-step returns; lower cuts "
-        "their variance (GAE; V-trace's lambda in data mode).",
-    ),
-    option(
-        "--reward-scale",
-        type=click.FloatRange(min=0, min_open=True),
-        default=DEFAULTS.reward_scale,
-        show_default=True,
-        help="Multiplies rewards in the loss.",
-    ),
-    option(
-        "--entropy-coef",
-        type=click.FloatRange(min=0),
-        default=DEFAULTS.entropy_coef,
-        show_default=True,
-    ),
-    option(
-        "--value-coef", type=click.FloatRange(min=0), default=DEFAULTS.value_coef, show_default=True
-    ),
-    option(
-        "--max-grad-norm",
-        type=click.FloatRange(min=0, min_open=True),
-        default=DEFAULTS.max_grad_norm,
-        show_default=True,
-    ),
-    option(
-        "--batch-lr-scale",
-        type=click.FloatRange(min=1),
-        default=DEFAULTS.batch_lr_scale,
-        show_default=True,
-        help="Data mode: an update from k rollouts steps with lr*k**P, at most lr times this "
-        "(1: off).",
-    ),
-    option(
-        "--batch-lr-power",
-        type=click.FloatRange(0, 1),
-        default=DEFAULTS.batch_lr_power,
-        show_default=True,
-        help="P of that rule: 0.5 the square-root rule, 1 as far per env step as gradient mode.",
-    ),
-    option(
-        "--reward-clip",
-        type=click.FloatRange(min=0),
-        default=DEFAULTS.reward_clip,
-        show_default=True,
-        help="Clip rewards to [-C, C] in the loss (0: off); reported returns stay unclipped.",
-    ),
-    option(
-        "--normalize-obs/--no-normalize-obs",
-        default=DEFAULTS.normalize_obs,
-        show_default=True,
-        help="Normalize observations by running statistics the learner merges from all actors.",
-    ),
-    option(
-        "--normalize-reward/--no-normalize-reward",
-        default=DEFAULTS.normalize_reward,
-        show_default=True,
-        help="Divide rewards in the loss by the running std of discounted returns.",
-    ),
-    option(
-        "--lr-decay/--no-lr-decay",
-        default=DEFAULTS.lr_decay,
-        show_default=True,
-        help="Decay the learning rate linearly to 0 over --max-env-steps.",
-    ),
-    option(
-        "--hidden",
-        default=",".join(map(str, DEFAULTS.hidden)),
-        show_default=True,
-        callback=_hidden,
-        help="Hidden layer sizes of the MLP.",
-    ),
-    option(
-        "--recurrent",
-        is_flag=True,
-        default=False,
-        help="An LSTM core: the policy remembers within an episode.",
-    ),
-    option(
-        "--log-std-init",
-        type=float,
-        default=DEFAULTS.log_std_init,
-        show_default=True,
-        help="Continuous actions: initial log std of the Gaussian policy.",
-    ),
-    option(
-        "--bounded-mean/--no-bounded-mean",
-        default=DEFAULTS.bounded_mean,
-        show_default=True,
-        help="Continuous actions: squash the Gaussian's mean into the action box (tanh).",
-    ),
-    option(
-        "--split-batches/--no-split-batches",
-        default=DEFAULTS.split_batches,
-        show_default=True,
-        help="Data mode: one update per rollout instead of one per batch of rollouts.",
-    ),
-    option(
-        "--lstm-size",
-        type=click.IntRange(1, 65536),
-        default=DEFAULTS.lstm_size,
-        show_default=True,
-        help="LSTM units with --recurrent.",
-    ),
-    option(
-        "--max-staleness",
-        type=click.IntRange(min=0),
-        default=CONFIG["max_staleness"],
-        show_default=True,
-        help="Drop work computed on weights more than this many updates old.",
-    ),
-    option(
-        "--wire-compress",
-        type=click.Choice(["zstd", "lz4", "none"]),
-        default=CONFIG["wire_compress"],
-        show_default=True,
-        help="Lossless codec for frames (uint8 and bool arrays) on the wire.",
-    ),
-    option(
-        "--wire-dtype",
-        type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
-        default=CONFIG["wire_dtype"],
-        show_default=True,
-        help="Weights and gradients on the wire (the learner's copy stays float32): 16-bit "
-        "halves their bytes; auto is bfloat16 for discrete actions, float32 for continuous.",
-    ),
-    option(
-        "--frame-once/--no-frame-once",
-        default=CONFIG["frame_once"],
-        show_default=True,
-        help="Data mode, stacked frames: each new frame travels once.",
-    ),
-    option(
-        "--weights-lag",
-        type=click.IntRange(min=0),
-        default=CONFIG["weights_lag"],
-        show_default=True,
-        help="Send an actor new weights only when its copy is more than this many versions "
-        "old (version-only replies otherwise).",
-    ),
-    option(
-        "--max-credit",
-        type=click.IntRange(min=1),
-        default=CONFIG["max_credit"],
-        show_default=True,
-        help="Most work messages an actor keeps in flight to cover a long round trip "
-        "(2 turns pacing off).",
-    ),
-    option(
-        "--checkpoint-every",
-        type=click.FloatRange(min=0, min_open=True),
-        default=CONFIG["checkpoint_every"],
-        show_default=True,
-        help="Seconds between checkpoints.",
-    ),
-    option(
-        "--metrics-every",
-        type=click.FloatRange(min=0.1),
-        default=CONFIG["metrics_every"],
-        show_default=True,
-        help="Seconds between metrics.jsonl records.",
-    ),
-    option(
-        "--heartbeat-timeout",
-        type=click.FloatRange(min=1.0),
-        default=CONFIG["heartbeat_timeout"],
-        show_default=True,
-        help="Seconds of silence after which an actor counts as gone (and actors reconnect).",
-    ),
-    option(
-        "--device",
-        default=CONFIG["device"],
-        show_default=True,
-        help="Learner device: cpu, cuda, cuda:1, mps.",
-    ),
-    option(
-        "--tensorboard/--no-tensorboard",
-        default=CONFIG["tensorboard"],
-        show_default=True,
-        help="TensorBoard scalars in the run directory (needs the viz group).",
-    ),
-    option("--resume", is_flag=True, default=False, help="Continue from the run dir's checkpoint."),
-    option(
-        "--insecure",
-        is_flag=True,
-        default=False,
-        help="Allow a non-loopback --bind without --keys-dir: every peer that reaches it may "
-        "join, unencrypted (only on a network you trust).",
-    ),
-    option("--verbose", "-v", is_flag=True, default=False),
-]
-
-
-def learner_options(fn):
-    for opt in reversed(LEARNER_OPTIONS):
-        fn = opt(fn)
-    return fn
+PRESET = option(
+    "--preset",
+    default=None,
+    group="algorithm",
+    help="Settings by name from the shipped presets (docs: presets); 'none' turns them off "
+    "[default: the preset matching --env, if any]. Flags you give override its values.",
+)
+VERBOSE = option("--verbose", "-v", is_flag=True, default=False, help="Debug logging.")
+LEARNER_OPTIONS = [RUN[0], PRESET, *ALGORITHM, *RUN[1:], VERBOSE]
 
 
 def hp_options() -> tuple[str, ...]:
     """The Hyperparams fields the command line sets (the others keep their defaults)."""
-
-    def probe():
-        pass
-
-    for opt in LEARNER_OPTIONS:
-        probe = opt(probe)
-    names = {p.name for p in probe.__click_params__}
-    return tuple(f.name for f in fields(Hyperparams) if f.name in names)
+    return tuple(opt(lambda: None).__click_params__[0].name for opt in ALGORITHM)
 
 
-def _apply_preset(kw: dict) -> tuple[dict, dict | None]:
-    """Hyperparameter values: the preset's, where the user gave no flag or A3C_* variable."""
+def _hyperparams(kw: dict) -> tuple[Hyperparams, dict | None]:
+    """The run's hyperparameters: flags and A3C_* variables, then the preset, then defaults."""
     from click.core import ParameterSource
 
-    from rlcore.presets import PresetError, resolve
+    from rlcore.presets import PresetError, merge, resolve
 
     try:
         preset = resolve(kw["preset"], kw["env_id"])
     except PresetError as exc:
         raise click.BadParameter(str(exc), param_hint="'--preset'") from None
-    values = {name: kw[name] for name in hp_options()}
-    if preset is None:
-        return values, None
     ctx = click.get_current_context()
-    applied, overridden = {}, []
-    for name, value in preset.settings.items():
-        if name in values and ctx.get_parameter_source(name) not in (
-            ParameterSource.DEFAULT,
-            ParameterSource.DEFAULT_MAP,
-            None,
-        ):
-            overridden.append(name)
-            continue
-        values[name] = tuple(value) if name == "hidden" else value
-        applied[name] = value
-    record = {
-        "name": preset.name,
-        "chosen_by": preset.chosen_by,
-        "applied": applied,
-        "overridden": sorted(overridden),
-    }
-    return values, record
-
-
-def _config(
-    bind: str,
-    keys_dir: str | None = None,
-    max_message_bytes: int | None = None,
-    authorized_dir: str | None = None,
-    **kw,
-):
-    from learner.config import LearnerConfig
-
-    values, preset = _apply_preset(kw)
+    unset = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)
+    names = hp_options()
+    given = {n for n in names if ctx.get_parameter_source(n) not in unset}
+    values, record = merge(preset, {n: kw[n] for n in names}, given)
     try:
-        hp = Hyperparams.from_dict(values)
+        return Hyperparams.from_dict(values), record
     except (TypeError, ValueError) as exc:
         raise click.ClickException(f"bad hyperparameters: {exc}") from None
+
+
+def _config(**kw) -> LearnerConfig:
+    """LearnerConfig from the options: every one named as a field goes there as given."""
+    hp, preset = _hyperparams(kw)
     name = kw["env_id"].replace("/", "-")
     run_dir = kw["run_dir"] or f"runs/{name}-{kw['mode']}-{time.strftime('%Y%m%d-%H%M%S')}"
-    # Every option named as a LearnerConfig field goes there as given: one list of
-    # settings (the dataclass), not a second one here.
-    resolved = {
-        "run_dir": run_dir,
-        "bind": bind,
-        "hp": hp,
-        "keys_dir": keys_dir,
-        "authorized_dir": authorized_dir,
-        "max_message_bytes": max_message_bytes,
-        "preset": preset,
-    }
     given = {f.name: kw[f.name] for f in fields(LearnerConfig) if f.name in kw}
-    return LearnerConfig(**{**given, **resolved})
+    return LearnerConfig(**{**given, "run_dir": run_dir, "hp": hp, "preset": preset})
 
 
 def one_line_errors(fn):
@@ -445,41 +115,23 @@ def main():
     """Distributed A3C over ZeroMQ: one learner, any number of actors."""
 
 
-@main.command()
-@learner_options
-@option(
-    "--bind",
-    default="tcp://127.0.0.1:5555",
-    show_default=True,
-    help="Address actors connect to. Loopback by default.",
-)
-@option(
-    "--keys-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="CURVE keys (a3c keygen): encrypt, and accept only the authorized actors.",
-)
-@option(
-    "--authorized-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Public keys of the actors to accept [default: KEYS_DIR/authorized]; re-read when "
-    "it changes.",
-)
-@option(
-    "--max-message-bytes",
-    type=click.IntRange(min=4096),
-    default=None,
-    help="A peer that sends a larger message is disconnected [default: twice the largest "
-    "work message of this run's settings, at least 1 MiB].",
+@main.command(cls=GroupedCommand)
+@apply(LEARNER_OPTIONS)
+@apply(
+    options_from(
+        LearnerConfig,
+        ("bind", "keys_dir", "authorized_dir", "max_message_bytes"),
+        keys_dir={"type": click.Path(file_okay=False)},
+        authorized_dir={"type": click.Path(file_okay=False)},
+    )
 )
 @one_line_errors
-def learner(bind, keys_dir, authorized_dir, max_message_bytes, verbose, **kw):
+def learner(verbose, **kw):
     """Run the learner; actors connect to its --bind address."""
     from learner.service import Learner
 
     setup_logging(verbose)
-    config = _config(bind, keys_dir, max_message_bytes, authorized_dir, **kw)
+    config = _config(**kw)
     summary = Learner(config).run()
     _print_summary(summary)
     raise SystemExit(_exit_code(summary))
@@ -588,28 +240,30 @@ def keygen(directory, actors, force, keep_existing):
     )
 
 
-@main.command()
-@learner_options
+@main.command(cls=GroupedCommand)
+@apply(LEARNER_OPTIONS)
 @option(
     "--actors",
     type=click.IntRange(1, 256),
     default=2,
     show_default=True,
+    group="run",
     help="Actor processes to start on this machine.",
 )
-@option(
-    "--bind",
-    default="tcp://127.0.0.1:*",
-    show_default=True,
-    help="Learner address (a free port by default).",
+@apply(
+    options_from(
+        LearnerConfig,
+        ("bind",),
+        bind={"default": "tcp://127.0.0.1:*", "help": "Learner address (a free port by default)."},
+    )
 )
 @one_line_errors
-def train(actors, bind, verbose, **kw):
+def train(actors, verbose, **kw):
     """Train on this machine: a learner and N actor processes, stopped when done."""
     from a3c.train import train as run_train
 
     setup_logging(verbose)
-    summary = run_train(_config(bind, **kw), actors, verbose)
+    summary = run_train(_config(**kw), actors, verbose)
     _print_summary(summary)
     raise SystemExit(_exit_code(summary))
 

@@ -8,68 +8,111 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from rlcore.setting import check_settings, setting
+
 
 @dataclass(frozen=True)
 class Hyperparams:
-    lr: float = 1e-3
-    """Adam learning rate (the original design used 1e-4; it learns CartPole far slower)."""
-    rollout_len: int = 20
-    """Env steps per env in one rollout (the n of the n-step returns)."""
-    num_envs: int = 4
-    """Envs stepped together by each actor, with one batched forward pass per step."""
-    gamma: float = 0.99
-    gae_lambda: float = 1.0
-    """Lambda of the advantage estimates and value targets: 1 is A3C's n-step returns; below 1
-    (GAE, and V-trace's lambda in data mode) lowers their variance at the cost of bias."""
-    reward_scale: float = 1.0
-    """Rewards are multiplied by this in the loss (keeps value targets near 1 in size)."""
-    entropy_coef: float = 0.01
-    value_coef: float = 0.5
-    max_grad_norm: float = 40.0
-    """Gradient-norm clip applied by the learner before every update (as the original)."""
-    hidden: tuple[int, ...] = (64, 64)
-    """Hidden layer sizes of the MLP actor-critic (image observations use a fixed CNN)."""
-    recurrent: bool = False
-    """An LSTM core after the encoder; its state is carried across rollouts."""
-    lstm_size: int = 128
-    log_std_init: float = 0.0
-    """Continuous actions: the Gaussian's initial log standard deviation (learned after)."""
-    bounded_mean: bool = False
-    """Continuous actions: the Gaussian's mean is squashed into the action box by tanh. The
-    env clips what it gets, so a mean that drifts far past a bound sees the same clipped
-    action whatever it does next: no learning signal brings it back."""
-    rho_bar: float = 1.0
-    """V-trace importance-weight clip for the value targets (data mode)."""
-    c_bar: float = 1.0
-    """V-trace trace-cutting clip (data mode)."""
-    reward_clip: float = 0.0
-    """Rewards (after reward_scale) are clipped to [-reward_clip, reward_clip] in the loss;
-    0 turns clipping off. Reported returns are never clipped."""
-    normalize_obs: bool = False
-    """Observations are normalized by running mean and variance inside the network; the
-    learner merges the moments every actor saw and sends the statistics with the weights."""
-    obs_clip: float = 10.0
-    """Normalized observations are clipped to [-obs_clip, obs_clip]."""
-    normalize_reward: bool = False
-    """Rewards are divided by the running std of discounted returns in the loss (SB3's
-    VecNormalize), with the same learner-merged statistics in both modes."""
-    lr_decay: bool = False
-    """The learning rate falls linearly to 0 over the env-step budget (--max-env-steps)."""
-    batch_lr_scale: float = 4.0
-    """Data mode: an update learned from k rollouts at once steps with lr * k**batch_lr_power,
-    at most lr * batch_lr_scale (1 turns it off). Adam's step does not grow with the batch, so
-    without it data mode moves its weights less per env step than gradient mode, which makes
-    one update per rollout."""
-    batch_lr_power: float = 0.5
-    """The exponent of that rule: 0.5 is the square-root rule for adaptive optimizers (the
-    batch's gradient is less noisy, not larger); 1 moves as far per env step as gradient mode's
-    k updates would."""
-    split_batches: bool = False
-    """Data mode: learn the rollouts that arrive together one at a time (k updates of one
-    rollout each, the same count and size of steps as gradient mode's k gradients, each on
-    the newest weights) instead of as one batch; the batch rule then never applies. More
-    updates at less batching: measured with small networks on a CPU learner; a GPU learner
-    with many actors needs the batching it gives up."""
+    # The original design used lr 1e-4; it learns CartPole far slower.
+    lr: float = setting(1e-3, help="Adam learning rate.", lo=0, lo_open=True)
+    rollout_len: int = setting(
+        20, help="Env steps per env in one rollout (the n of n-step returns).", lo=1, hi=10_000
+    )
+    num_envs: int = setting(
+        4, help="Envs per actor, stepped with batched inference.", lo=1, hi=4096
+    )
+    gamma: float = setting(0.99, help="Discount factor.", lo=0, hi=1)
+    gae_lambda: float = setting(
+        1.0,
+        help="Lambda of advantages and value targets: 1 is A3C's n-step returns; lower cuts "
+        "their variance at the cost of bias (GAE; V-trace's lambda in data mode).",
+        lo=0,
+        hi=1,
+    )
+    # Keeps value targets near 1 in size.
+    reward_scale: float = setting(1.0, help="Multiplies rewards in the loss.", lo=0, lo_open=True)
+    entropy_coef: float = setting(0.01, help="Weight of the entropy bonus.", lo=0)
+    value_coef: float = setting(0.5, help="Weight of the value loss.", lo=0)
+    max_grad_norm: float = setting(
+        40.0,
+        help="Gradient-norm clip the learner applies before every update.",
+        lo=0,
+        lo_open=True,
+    )
+    # Image observations use a fixed CNN instead.
+    hidden: tuple[int, ...] = setting((64, 64), help="Hidden layer sizes of the MLP, e.g. 64,64.")
+    recurrent: bool = setting(
+        False,
+        help="An LSTM core: the policy remembers within an episode (state carried "
+        "across rollouts).",
+    )
+    lstm_size: int = setting(128, help="LSTM units with --recurrent.", lo=1, hi=65536)
+    log_std_init: float = setting(
+        0.0, help="Continuous actions: initial log std of the Gaussian policy (learned after)."
+    )
+    # The env clips what it gets, so a mean that drifts far past a bound sees the same
+    # clipped action whatever it does next: no learning signal brings it back.
+    bounded_mean: bool = setting(
+        False, help="Continuous actions: squash the Gaussian's mean into the action box (tanh)."
+    )
+    rho_bar: float = setting(
+        1.0,
+        help="V-trace importance-weight clip of the value targets (data mode).",
+        lo=0,
+        lo_open=True,
+        flag=None,
+    )
+    c_bar: float = setting(
+        1.0, help="V-trace trace-cutting clip (data mode).", lo=0, lo_open=True, flag=None
+    )
+    reward_clip: float = setting(
+        0.0,
+        help="Clip rewards (after scaling) to [-C, C] in the loss (0: off); reported "
+        "returns stay unclipped.",
+        lo=0,
+    )
+    normalize_obs: bool = setting(
+        False,
+        help="Normalize observations by running statistics the learner merges from "
+        "all actors and sends with the weights.",
+    )
+    obs_clip: float = setting(
+        10.0,
+        help="Normalized observations are clipped to [-C, C].",
+        lo=0,
+        lo_open=True,
+        flag=None,
+    )
+    # SB3's VecNormalize, with the same learner-merged statistics in both modes.
+    normalize_reward: bool = setting(
+        False, help="Divide rewards in the loss by the running std of discounted returns."
+    )
+    lr_decay: bool = setting(
+        False, help="Decay the learning rate linearly to 0 over --max-env-steps."
+    )
+    # Adam's step does not grow with the batch, so without this rule data mode moves its
+    # weights less per env step than gradient mode, which makes one update per rollout.
+    batch_lr_scale: float = setting(
+        4.0,
+        help="Data mode: an update from k rollouts steps with lr*k**P, at most lr times "
+        "this (1: off).",
+        lo=1,
+    )
+    # 0.5 is the square-root rule for adaptive optimizers: the batch's gradient is less noisy,
+    # not larger.
+    batch_lr_power: float = setting(
+        0.5,
+        help="P of that rule: 0.5 the square-root rule, 1 as far per env step as gradient mode.",
+        lo=0,
+        hi=1,
+    )
+    # More updates at less batching: measured with small networks on a CPU learner; a GPU
+    # learner with many actors needs the batching it gives up.
+    split_batches: bool = setting(
+        False,
+        help="Data mode: one update per rollout (each on the newest weights) instead "
+        "of one per batch of rollouts; the batch rule then never applies.",
+    )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -90,23 +133,6 @@ class Hyperparams:
         return hp
 
     def validate(self) -> None:
-        checks = [
-            (self.lr > 0, "lr must be > 0"),
-            (1 <= self.rollout_len <= 10_000, "rollout_len must be in [1, 10000]"),
-            (1 <= self.num_envs <= 4096, "num_envs must be in [1, 4096]"),
-            (0 <= self.gamma <= 1, "gamma must be in [0, 1]"),
-            (0 <= self.gae_lambda <= 1, "gae_lambda must be in [0, 1]"),
-            (self.reward_scale > 0, "reward_scale must be > 0"),
-            (self.entropy_coef >= 0, "entropy_coef must be >= 0"),
-            (self.max_grad_norm > 0, "max_grad_norm must be > 0"),
-            (all(0 < h <= 65536 for h in self.hidden), "hidden sizes must be in [1, 65536]"),
-            (1 <= self.lstm_size <= 65536, "lstm_size must be in [1, 65536]"),
-            (self.rho_bar > 0 and self.c_bar > 0, "rho_bar and c_bar must be > 0"),
-            (self.reward_clip >= 0, "reward_clip must be >= 0"),
-            (self.obs_clip > 0, "obs_clip must be > 0"),
-            (self.batch_lr_scale >= 1, "batch_lr_scale must be >= 1"),
-            (0 <= self.batch_lr_power <= 1, "batch_lr_power must be in [0, 1]"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        check_settings(self)
+        if not all(0 < h <= 65536 for h in self.hidden) or not self.hidden:
+            raise ValueError("hidden sizes must be in [1, 65536]")

@@ -110,3 +110,29 @@ def _entry_point(env_id: str) -> str:
     except Exception:  # an unknown id has no family; the learner reports it later
         return ""
     return entry if isinstance(entry, str) else f"{entry.__module__}:{entry.__qualname__}"
+
+
+def merge(preset: Preset | None, values: dict, given: set[str]) -> tuple[dict, dict | None]:
+    """Hyperparameter values with the preset's applied where the user set nothing.
+
+    values: every hyperparameter as the command line resolved it (defaults included);
+    given: the names the user set explicitly (a flag or an A3C_* variable), which win.
+    Returns the merged values and the record of what the preset did (None: no preset).
+    """
+    merged = dict(values)
+    if preset is None:
+        return merged, None
+    applied, overridden = {}, []
+    for name, value in preset.settings.items():
+        if name in given:
+            overridden.append(name)
+            continue
+        merged[name] = tuple(value) if isinstance(value, list) else value
+        applied[name] = value
+    record = {
+        "name": preset.name,
+        "chosen_by": preset.chosen_by,
+        "applied": applied,
+        "overridden": sorted(overridden),
+    }
+    return merged, record
