@@ -138,7 +138,8 @@ def options_from(cls, names: tuple[str, ...] | None = None, **overrides) -> list
         flag = meta.flag or "--" + name.replace("_", "-")
         kwargs = {"help": meta.help, **_kwargs(kind, default, meta)}
         if meta.required:
-            kwargs.update(required=True, default=None, show_default=False)
+            kwargs.pop("default", None)  # click would take an explicit None as given
+            kwargs.update(required=True, show_default=False)
         kwargs.update(overrides.get(name, {}))
         decls = (f"{flag}/--no-{flag[2:]}",) if kind is bool else (flag,)
         out.append(option(*decls, name, group=meta.group, **kwargs))

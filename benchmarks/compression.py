@@ -3,7 +3,7 @@ rollouts of ALE/Pong-v5 (84x84 stacks of 4) and MinAtar/Breakout-v1 (10x10, 4 ch
 plain and frame-once (rlcore.framestack). Prints bytes per env step, compression ratio and
 MB/s to compress and decompress; writes benchmarks/results/compression.json.
 
-    python benchmarks/compression.py
+    python -m benchmarks.compression
 """
 
 from __future__ import annotations
@@ -13,17 +13,18 @@ import time
 import click
 import numpy as np
 
-from benchmarks.common import print_machine, write_json
+from benchmarks.harness import machine, results
 from protocol.compression import CODECS, compress, decompress
 from rlcore import framestack
-from rlcore.envs import EnvConfig, VectorEnv
-from rlcore.rollout import RolloutBuffer
 
 TASKS = {"ALE/Pong-v5": 4, "MinAtar/Breakout-v1": 8}
 
 
 def rollouts(env_id: str, num_envs: int, steps: int, count: int, seed: int) -> list[dict]:
     """`count` rollouts of uniformly random play (what a fresh policy does)."""
+    from rlcore.envs import EnvConfig, VectorEnv  # gymnasium: not needed for --help
+    from rlcore.rollout import RolloutBuffer
+
     envs = VectorEnv(EnvConfig(env_id), num_envs, seed)
     envs.reset()
     rng = np.random.default_rng(seed)
@@ -65,7 +66,7 @@ def measure(arrays: list[np.ndarray], codec: str, steps: int) -> dict:
 
 def run_task(env_id: str, num_envs: int, steps: int, count: int) -> dict:
     data = rollouts(env_id, num_envs, steps, count, seed=1)
-    results = {}
+    forms = {}
     for form in ("plain", "frame-once"):
         for codec in ("none", *CODECS):
             total = {"raw": 0, "sent": 0, "c_s": 0.0, "d_s": 0.0, "steps": 0}
@@ -73,24 +74,24 @@ def run_task(env_id: str, num_envs: int, steps: int, count: int) -> dict:
                 m = measure(views(r)[form], codec, steps * num_envs)
                 for k in total:
                     total[k] += m[k]
-            results[f"{form}+{codec}"] = {
+            forms[f"{form}+{codec}"] = {
                 "bytes_per_env_step": round(total["sent"] / total["steps"], 1),
                 "ratio_vs_plain": None,
                 "compress_mb_s": round(total["raw"] / max(total["c_s"], 1e-9) / 1e6, 1),
                 "decompress_mb_s": round(total["raw"] / max(total["d_s"], 1e-9) / 1e6, 1),
             }
-    base = results["plain+none"]["bytes_per_env_step"]
-    for r in results.values():
+    base = forms["plain+none"]["bytes_per_env_step"]
+    for r in forms.values():
         r["ratio_vs_plain"] = round(base / r["bytes_per_env_step"], 2)
-    return results
+    return forms
 
 
-@click.command()
+@click.command(help=__doc__.split("\n\n")[0])
 @click.option("--steps", default=20, show_default=True, help="Rollout length.")
 @click.option("--rollouts", default=25, show_default=True, help="Rollouts per task.")
 def main(steps: int, rollouts: int) -> None:
-    machine = print_machine()
-    out = {"machine": machine, "rollout_len": steps, "rollouts": rollouts, "tasks": {}}
+    machine.show()
+    out = {"rollout_len": steps, "rollouts": rollouts, "tasks": {}}
     for env_id, num_envs in TASKS.items():
         res = run_task(env_id, num_envs, steps, rollouts)
         out["tasks"][env_id] = {"num_envs": num_envs, "forms": res}
@@ -107,7 +108,7 @@ def main(steps: int, rollouts: int) -> None:
                 f"{speeds[0]:>11}{speeds[1]:>10}"
             )
     print()
-    write_json("compression.json", out)
+    results.write("compression.json", out, num_envs=TASKS)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 beside Stable-Baselines3 A2C with rl-zoo's settings where rl-zoo has the env.
 
     pip install -c constraints.txt -e ".[bench,all]"
-    python benchmarks/learning.py                                   # every task, 3 seeds
-    python benchmarks/learning.py --tasks Acrobot-v1,LunarLander-v3 --seeds 3
-    python benchmarks/learning.py --tasks MinAtar/Breakout-v1 --jobs 6   # a many-core host
+    python -m benchmarks.learning                                   # every task, 3 seeds
+    python -m benchmarks.learning --tasks Acrobot-v1,LunarLander-v3 --seeds 3
+    python -m benchmarks.learning --tasks MinAtar/Breakout-v1 --jobs 6   # a many-core host
 
 Each service run is `a3c train --mode M --env ID --actors 2 --max-env-steps BUDGET` (the
 presets decide the rest); each SB3 run gets the same budget. Medians over seeds. Results
@@ -14,46 +14,18 @@ with the machine that ran it) and drawn to benchmarks/results/learning_<task>.pn
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import threading
-import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
-from benchmarks.common import RESULTS, machine, print_table, write_json
-from benchmarks.tasks import TASKS, Task, first_reach, train
+import click
 
-# rl-baselines3-zoo hyperparams/a2c.yml (LunarLander-v2's entry for v3; the MuJoCo defaults)
-SB3_ZOO = {
-    "CartPole-v1": {"n_envs": 8, "normalize": False, "kwargs": {"ent_coef": 0.0}},
-    "Acrobot-v1": {"n_envs": 16, "normalize": True, "kwargs": {"ent_coef": 0.0}},
-    "LunarLander-v3": {
-        "n_envs": 8,
-        "normalize": False,
-        "kwargs": {"gamma": 0.995, "n_steps": 5, "ent_coef": 1e-5},
-        "linear_lr": 8.3e-4,
-    },
-    "Pendulum-v1": {
-        "n_envs": 8,
-        "normalize": True,
-        "kwargs": {
-            "gamma": 0.9,
-            "n_steps": 8,
-            "gae_lambda": 0.9,
-            "vf_coef": 0.4,
-            "ent_coef": 0.0,
-            "max_grad_norm": 0.5,
-            "use_sde": True,
-            "normalize_advantage": False,
-            "policy_kwargs": {"log_std_init": -2, "ortho_init": False},
-        },  # fmt: skip
-        "linear_lr": 7e-4,
-    },
-    "InvertedPendulum-v5": {"n_envs": 1, "normalize": True, "kwargs": {}},
-    "HalfCheetah-v5": {"n_envs": 1, "normalize": True, "kwargs": {}},
-}
+from benchmarks.harness import plots, results, sb3
+from benchmarks.harness.machine import machine
+from benchmarks.harness.records import first_reach
+from benchmarks.harness.table import print_table
+from benchmarks.tasks import TASKS, Task, train
+
 TRAINERS = ("service gradient", "service data", "SB3 A2C (zoo)")
 
 
@@ -86,7 +58,7 @@ def tune_rows(spec: str) -> tuple[Task, dict]:
 
     env_id, name = spec.rsplit(":", 1)
     task = TASKS[env_id]
-    entry = json.loads((RESULTS / f"tune_{env_id.replace('/', '-')}.json").read_text())
+    entry = results.load(f"tune_{env_id.replace('/', '-')}.json")
     candidate = entry["candidates"][name]
     preset = for_env(env_id)
     if flag_settings(candidate["flags"]) != preset_values(preset.settings):
@@ -106,57 +78,10 @@ def service(task: Task, mode: str, seed: int, max_seconds: float | None) -> dict
 
 
 def sb3_a2c(task: Task, seed: int, max_seconds: float | None) -> dict:
-    """SB3 A2C with the zoo's settings, stopped at the same mark or budget."""
-    import torch
-    from stable_baselines3 import A2C
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    torch.set_num_threads(1)
-    zoo = SB3_ZOO[task.env_id]
-    env = make_vec_env(task.env_id, n_envs=zoo["n_envs"], seed=seed)
-    if zoo["normalize"]:
-        env = VecNormalize(env, gamma=zoo["kwargs"].get("gamma", 0.99))
-    stop_at = task.target  # the comparison is to the target; SB3 stops there
-    kwargs = dict(zoo["kwargs"])
-    if "linear_lr" in zoo:
-        kwargs["learning_rate"] = lambda left, lr=zoo["linear_lr"]: lr * left
-
-    class Watch(BaseCallback):
-        def __init__(self):
-            super().__init__()
-            self.returns: deque[float] = deque(maxlen=100)
-            self.start = time.monotonic()
-            self.curve: list = []
-            self.next_record = 0.0
-
-        def _on_step(self) -> bool:
-            for info in self.locals["infos"]:
-                if "episode" in info:
-                    self.returns.append(info["episode"]["r"])
-            now = time.monotonic() - self.start
-            mean = sum(self.returns) / 100 if len(self.returns) == 100 else None
-            if now >= self.next_record or (mean is not None and mean >= stop_at):
-                self.curve.append((self.num_timesteps, round(now, 2), mean))
-                self.next_record = now + 1.0
-            if mean is not None and mean >= stop_at:
-                return False
-            return not (max_seconds and now > max_seconds)
-
-    model = A2C("MlpPolicy", env, seed=seed, verbose=0, device="cpu", **kwargs)
-    watch = Watch()
-    model.learn(total_timesteps=task.budget, callback=watch)
-    last = watch.curve[-1] if watch.curve else (model.num_timesteps, 0.0, None)
-    returns = [m for _, _, m in watch.curve if m is not None]
-    return {
-        "solved": bool(returns) and returns[-1] >= stop_at,
-        "env_steps": model.num_timesteps,
-        "wall_seconds": last[1],
-        "final_return": returns[-1] if returns else None,
-        "best_return": max(returns, default=None),
-        "curve": watch.curve,
-    }
+    """SB3 A2C with the zoo's settings, stopped at the target (the comparison is to it) or
+    the same budget."""
+    return sb3.a2c(task.env_id, seed, task.target, budget=task.budget,
+                   max_seconds=max_seconds, threads=1)  # fmt: skip
 
 
 def summarize(task: Task, runs: list[dict]) -> dict:
@@ -181,11 +106,7 @@ def summarize(task: Task, runs: list[dict]) -> dict:
 
 
 def plot(task: Task, rows: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plots.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     colors = dict(zip(TRAINERS, ("tab:blue", "tab:orange", "tab:green")))
     for (trainer, _seed), run in sorted(rows.items()):
@@ -200,52 +121,51 @@ def plot(task: Task, rows: dict) -> None:
     ax.set_xlabel("env steps")
     ax.set_ylabel("mean return (last 100 episodes)")
     ax.set_title(f"{task.env_id}: no flags but the env id, 2 actors")
-    fig.tight_layout()
-    path = RESULTS / f"learning_{task.env_id.replace('/', '-')}.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    plots.save(fig, results.path(f"learning_{task.env_id.replace('/', '-')}.png"), dpi=90)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated env ids")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--trainers", default=",".join(TRAINERS))
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (many-core hosts)")
-    parser.add_argument("--max-seconds", type=float, default=None, help="wall cap per run")
-    parser.add_argument("--import-tune", action="append", default=[], metavar="TASK:CANDIDATE",
-                        help="a tune.py candidate's runs as the task's service rows (only "
-                             "if its flags are the task's preset now); runs nothing")  # fmt: skip
-    args = parser.parse_args()
-    tasks = [] if args.import_tune else [TASKS[t] for t in args.tasks.split(",")]
-    trainers = args.trainers.split(",")
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--tasks", default=",".join(TASKS), show_default=True,
+              help="Comma-separated env ids.")  # fmt: skip
+@click.option("--seeds", default=3, show_default=True)
+@click.option("--trainers", default=",".join(TRAINERS), show_default=True)
+@click.option("--jobs", default=1, show_default=True, help="Runs at a time (many-core hosts).")
+@click.option("--max-seconds", type=float, default=None, help="Wall cap per run.")
+@click.option("--import-tune", multiple=True, metavar="TASK:CANDIDATE",
+              help="A tune.py candidate's runs as the task's service rows (only if its flags "
+                   "are the task's preset now); runs nothing.")  # fmt: skip
+def main(tasks: str, seeds: int, trainers: str, jobs: int, max_seconds: float | None,
+         import_tune: tuple[str, ...]) -> None:  # fmt: skip
+    chosen = [] if import_tune else [TASKS[t] for t in tasks.split(",")]
+    names = trainers.split(",")
     here = machine()
-    jobs = [(t, name, s) for t in tasks for name in trainers for s in range(args.seeds)
-            if name != TRAINERS[2] or t.env_id in SB3_ZOO]  # fmt: skip
+    todo = [(t, name, s) for t in chosen for name in names for s in range(seeds)
+            if name != TRAINERS[2] or t.env_id in sb3.ZOO]  # fmt: skip
 
     def one(job):
         task, name, seed = job
         if name == TRAINERS[2]:
-            result = sb3_a2c(task, seed, args.max_seconds)
+            result = sb3_a2c(task, seed, max_seconds)
         else:
-            result = service(task, name.split()[1], seed, args.max_seconds)
+            result = service(task, name.split()[1], seed, max_seconds)
         print(task.env_id, name, seed, {k: v for k, v in result.items() if k != "curve"},
               flush=True)  # fmt: skip
         return job, {**result, "machine": here}
 
-    path = RESULTS / "learning.json"
-    store = json.loads(path.read_text()) if path.exists() else {"runs": {}}
+    store = results.load("learning.json", {"runs": {}})
     lock = threading.Lock()
 
     def keep(job):  # each run is saved as it ends: an interrupted benchmark loses no run
         (task, name, seed), result = one(job)
         with lock:
             store["runs"].setdefault(task.env_id, {})[f"{name}|{seed}"] = result
-            write_json("learning.json", store)
+            results.write("learning.json", store, sb3_zoo=zoo)
 
-    with ThreadPoolExecutor(args.jobs) as pool:
-        list(pool.map(keep, jobs))
-    for spec in args.import_tune:
+    zoo = {t.env_id: sb3.ZOO[t.env_id] for t in chosen
+           if t.env_id in sb3.ZOO and TRAINERS[2] in names}  # fmt: skip
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(keep, todo))
+    for spec in import_tune:
         task, rows = tune_rows(spec)
         store["runs"].setdefault(task.env_id, {}).update(rows)
     table = []
@@ -258,7 +178,7 @@ def main() -> None:
                 table.append({"task": task.env_id, "trainer": name, **summarize(task, mine)})
         plot(task, {(n, int(s)): v for (n, s), v in runs.items()})
     store["summary"] = {f"{r['task']}|{r['trainer']}": r for r in table}
-    write_json("learning.json", store)
+    results.write("learning.json", store, sb3_zoo=zoo)
     print_table(table, [("task", "task", ""), ("trainer", "trainer", ""),
                         ("reached", "reached", ""), ("seeds", "of", ""),
                         ("steps_to_target", "env steps to target", ",.0f"),

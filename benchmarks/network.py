@@ -1,30 +1,29 @@
 """Throughput and bytes over emulated links, each against loopback measured in the same run.
 
 The learner and 2 actor processes run in separate network namespaces joined by a shaped veth
-pair plus a delaying relay (benchmarks/netlink.py says how each profile is emulated, and
+pair plus a delaying relay (tests/support/netlink.py says how each profile is emulated, and
 every run first measures what the link really gives). For each task and mode: env steps/s,
 bytes per env step each way, update-to-actor latency, staleness; CartPole runs until it
 solves (time to 475). Wire variants (`plain`: the wire without compression, frame-once or
 link-sized credit; `bf16`: 16-bit weights and gradients) run on loopback beside the
 defaults. Needs root and iproute2; says so and exits otherwise.
 
-    sudo python benchmarks/network.py
-    sudo python benchmarks/network.py --tasks cartpole --profiles wan --seconds 20
+    sudo .venv/bin/python -m benchmarks.network
+    sudo .venv/bin/python -m benchmarks.network --tasks cartpole --profiles wan --seconds 20
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import click
 
-from benchmarks.common import RESULTS, print_machine, print_table, steady, write_json
-from benchmarks.netlink import PROFILES, Link, missing_requirements
+from benchmarks.harness import launch, machine, plots, results
+from benchmarks.harness.records import steady
+from benchmarks.harness.table import print_table
+from tests.support.netlink import PROFILES, Link, missing_requirements
 
 TASKS = {
     "cartpole": ("CartPole-v1", ("--target-return", "475")),
@@ -56,23 +55,20 @@ WARMUP = 5.0
 def run(task: str, mode: str, link: Link | None, seconds: float, variant: str) -> dict:
     """One learner and `a3c actor --workers 2`, over `link` (None: loopback)."""
     env_id, task_flags = TASKS[task]
-    a3c = [sys.executable, "-m", "a3c"]
-    with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(tmp) / "run"
+    with launch.run_dir() as run_dir:
         bind = link.learner_bind if link else "tcp://127.0.0.1:5555"
-        learner_cmd = [*a3c, "learner", "--mode", mode, "--env", env_id, "--bind", bind,
-                       "--insecure",  # a private namespace pair, nothing else on the link
-                       "--run-dir", str(run_dir), "--max-seconds", str(seconds),
-                       "--metrics-every", "1", "--no-tensorboard", "--seed", "1",
-                       *task_flags, *VARIANTS[variant]]  # fmt: skip
-        actor_cmd = [*a3c, "actor", "--workers", "2", "--learner",
+        learner_cmd = [*launch.A3C, *launch.learner_args(
+            mode, bind, run_dir, "--env", env_id,
+            "--insecure",  # a private namespace pair, nothing else on the link
+            "--max-seconds", str(seconds), "--seed", "1", *task_flags, *VARIANTS[variant],
+        )]  # fmt: skip
+        actor_cmd = [*launch.A3C, "actor", "--workers", "2", "--learner",
                      link.actor_address if link else bind]  # fmt: skip
         if link:
             learner_cmd, actor_cmd = link.in_learner_ns(*learner_cmd), link.in_actor_ns(*actor_cmd)
-        learner = subprocess.Popen(
-            learner_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        actors = subprocess.Popen(actor_cmd, stderr=subprocess.DEVNULL)
+        learner = subprocess.Popen(learner_cmd, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True, cwd=launch.ROOT)  # fmt: skip
+        actors = subprocess.Popen(actor_cmd, stderr=subprocess.DEVNULL, cwd=launch.ROOT)
         try:
             _, err = learner.communicate(timeout=seconds + 120)
             # Actors whose stop was lost behind a backlog wait for a learner that is gone.
@@ -83,9 +79,8 @@ def run(task: str, mode: str, link: Link | None, seconds: float, variant: str) -
                 p.kill()
         if learner.returncode != 0:
             raise RuntimeError(f"learner failed:\n{err[-3000:]}")
-        summary = json.loads((run_dir / "summary.json").read_text())
-        records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return _row(task, mode, variant, summary, records)
+        done = launch.read(run_dir, [])
+    return _row(task, mode, variant, done.summary, done.records)
 
 
 def _steady_rate(records: list[dict], warmup: float) -> float | None:
@@ -137,11 +132,7 @@ def relative(rows: list[dict]) -> None:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plots.pyplot()
     groups = sorted({(r["task"], r["mode"]) for r in rows if r["link"] != "loopback"})
     series = sorted({(r["link"], r["variant"]) for r in rows if r["link"] != "loopback"})
     fig, ax = plt.subplots(figsize=(10, 4))
@@ -159,11 +150,10 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_ylabel("env steps/s, % of loopback")
     ax.axhline(100, color="grey", lw=0.5)
     ax.legend(title="link, wire", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    plots.save(fig, path, dpi=100)
 
 
-@click.command()
+@click.command(help=__doc__.split("\n\n")[0])
 @click.option("--tasks", default="cartpole,minatar,pong", show_default=True)
 @click.option("--modes", default="gradient,data", show_default=True)
 @click.option("--profiles", default="dc,cloud,wan", show_default=True)
@@ -187,13 +177,14 @@ def main(
     if why:
         click.echo(f"benchmarks/network.py {why}; nothing measured.", err=True)
         sys.exit(2)
-    machine = print_machine()
+    machine.show()
     tasks_, modes_ = tasks.split(","), modes.split(",")
     links = [PROFILES[p] for p in profiles.split(",") if p]
-    path = RESULTS / output
     # Rows of earlier invocations stay; a row measured again replaces its old one.
-    out = json.loads(path.read_text()) if path.exists() else {"links": {}, "rows": []}
-    out.update(machine=machine, seconds=seconds, date=time.strftime("%Y-%m-%d"))
+    out = results.load(output, {"links": {}, "rows": []})
+    for stale in ("machine", "date"):  # the meta object says these now
+        out.pop(stale, None)
+    out["seconds"] = seconds
     rows, checks = out["rows"], out["links"]
     cartpole_cap = max(seconds, 120.0)
 
@@ -206,7 +197,7 @@ def main(
                 rows[:] = [r for r in rows if [r[k] for k in key] != [row[k] for k in key]]
                 rows.append(row)
                 relative(rows)
-                write_json(output, out)  # saved as each run ends
+                results.write(output, out)  # saved as each run ends
                 print(f"  {link_name:<9}{task:<9}{mode:<9}{variant:<8}"
                       f"{row['steady_env_steps_per_second']} steps/s, in "
                       f"{row['bytes_in_per_env_step']} out {row['bytes_out_per_env_step']} "
@@ -231,8 +222,8 @@ def main(
                        ("weights_latency_ms", "latency ms", ".1f"),
                        ("staleness_mean", "staleness", ".1f"),
                        ("seconds_to_solve", "s to 475", ".1f")])  # fmt: skip
-    write_json(output, out)
-    plot(rows, RESULTS / Path(output).with_suffix(".png").name)
+    results.write(output, out)
+    plot(rows, results.path(Path(output).with_suffix(".png").name))
 
 
 if __name__ == "__main__":

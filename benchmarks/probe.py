@@ -4,12 +4,11 @@ query with the imports the CLI's error handling used to make (learner.service an
 a3c.evaluate, so torch). Prints the medians and their ratios; writes
 benchmarks/results/probe.json.
 
-    python benchmarks/probe.py
+    python -m benchmarks.probe
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import shutil
@@ -17,11 +16,15 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import click
+
+# Neither imports torch: this process's RSS is a floor for every probe it measures.
+from benchmarks.harness import launch, machine, results
+
+ROOT = launch.ROOT
 OLD_IMPORTS = (
     "import sys, learner.service, a3c.evaluate; from a3c.cli import main; "
     "main(['status', sys.argv[1], '--timeout', '3'])"
@@ -82,12 +85,10 @@ def wait_until_serving(address: str, timeout: float = 120) -> None:
 
 def run(probes: int) -> dict:
     address = f"tcp://127.0.0.1:{_free_port()}"
-    with tempfile.TemporaryDirectory() as tmp:
-        learner = subprocess.Popen(
-            [*_a3c(), "learner", "--mode", "gradient", "--env", "CartPole-v1", "--bind",
-             address, "--run-dir", str(Path(tmp) / "run"), "--no-tensorboard"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-        )  # fmt: skip
+    with launch.run_dir() as run_dir:
+        args = launch.learner_args("gradient", address, run_dir, "--env", "CartPole-v1")
+        learner = subprocess.Popen([*_a3c(), *args], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, cwd=ROOT)  # fmt: skip
         try:
             wait_until_serving(address)
             status = series([*_a3c(), "status", address, "--timeout", "3"], probes)
@@ -110,22 +111,11 @@ def run(probes: int) -> dict:
     }
 
 
-def _commit() -> dict:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout
-
-    return {"commit": git("rev-parse", "HEAD").strip(), "dirty": bool(git("status", "--short"))}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--probes", type=int, default=10, help="Processes of each kind.")
-    args = parser.parse_args()
-    result = run(args.probes)
-    # torch comes in with these, after the measurements (see measure)
-    from benchmarks.common import print_machine, write_json
-
-    info = print_machine()
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--probes", default=10, show_default=True, help="Processes of each kind.")
+def main(probes: int) -> None:
+    result = run(probes)
+    machine.show()  # torch comes in here, after the measurements (see measure)
     for name in ("status", "import_torch", "status_with_old_imports"):
         r = result[name]
         print(
@@ -137,7 +127,7 @@ def main() -> None:
         f"RSS {result['rss_ratio_status_to_torch']:.2f}x "
         f"(this process's RSS, a floor for each: {result['spawner_rss_mib']:.1f} MiB)"
     )
-    write_json("probe.json", {"machine": info, **_commit(), **result})
+    results.write("probe.json", result)
 
 
 if __name__ == "__main__":

@@ -15,19 +15,20 @@ it: torch.multiprocessing workers sharing one model and a SharedAdam in shared m
 
 Measurement only adds counters (env steps, finished episodes) around the article's code.
 
-    python benchmarks/seed_baseline.py --design gradient --workers 2 --seconds 60
+    python -m benchmarks.seed_baseline --design gradient --workers 2 --seconds 60
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import queue
 import time
 from collections import deque
+from pathlib import Path
 
+import click
 import gymnasium as gym
 import torch
 import torch.multiprocessing as mp
@@ -270,22 +271,25 @@ def _monitor(design, shared_model, optimizer, data_q, returns_q, steps, seconds,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--design", choices=["gradient", "data"], default="gradient")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--env", default="CartPole-v1")
-    parser.add_argument("--target", type=float, default=475.0)
-    parser.add_argument("--json", default=None, help="write the result here")
-    args = parser.parse_args()
-    result = run(args.design, args.workers, args.seconds, args.seed, args.env, args.target)
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--design", type=click.Choice(["gradient", "data"]), default="gradient",
+              show_default=True)  # fmt: skip
+@click.option("--workers", default=2, show_default=True)
+@click.option("--seconds", default=60.0, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--env", "env_id", default="CartPole-v1", show_default=True)
+@click.option("--target", default=475.0, show_default=True)
+@click.option("--json", "out", type=click.Path(dir_okay=False), default=None,
+              help="Write the result here (a results file, with its meta).")  # fmt: skip
+def main(design: str, workers: int, seconds: float, seed: int, env_id: str, target: float,
+         out: str | None) -> None:  # fmt: skip
+    result = run(design, workers, seconds, seed, env_id, target)
     shown = {k: v for k, v in result.items() if k != "curve"}
     print(json.dumps(shown, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f)
+    if out:
+        from benchmarks.harness import results
+
+        results.write(str(Path(out).absolute()), result)
 
 
 if __name__ == "__main__":

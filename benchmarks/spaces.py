@@ -1,8 +1,8 @@
 """Beyond CartPole: learning on pixels, continuous control and a memory task, and the
 frame rates of Atari, each in both modes, as a user runs them (`a3c train`, 2 actors).
 
-    python benchmarks/spaces.py                     # everything, about 35 minutes on 2 cores
-    python benchmarks/spaces.py --only memory       # one group: pixels, control, memory, atari
+    python -m benchmarks.spaces                     # everything, about 35 minutes on 2 cores
+    python -m benchmarks.spaces --only memory       # one group: pixels, control, memory, atari
 
 Groups:
   pixels   MinAtar Breakout-v1 from 10x10x4 uint8 frames (CNN), fixed wall-time budget
@@ -12,109 +12,86 @@ Groups:
   atari    Pong and Breakout with the standard preprocessing: env steps/s and frames/s
            (4 frames per env step) after a warm-up; no learning claim
 
+Every run passes `--preset none` unless `--presets` is given: the committed results were
+made before presets, with the flags below alone.
 Writes benchmarks/results/spaces.json and learning curves (spaces_*.png).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
+import click
 
-from benchmarks.common import RESULTS, print_machine, print_table, steady, write_json
+from benchmarks.harness import launch, machine, plots, results
+from benchmarks.harness.records import best_return, steady
+from benchmarks.harness.table import print_table
 
 MODES = ("gradient", "data")
-PIXELS = ("--env", "MinAtar/Breakout-v1", "--num-envs", "8")
-CONTROL = (
-    "--env", "Pendulum-v1", "--gamma", "0.9", "--reward-scale", "0.1",
-    "--entropy-coef", "0",
-)  # fmt: skip
-MEMORY = (
-    "--env", "CartPole-v1", "--wrappers", "mask-velocity", "--reward-scale", "0.1",
-    "--target-return", "1e9",
-)  # fmt: skip
+PIXELS = ("--num-envs", "8")
+CONTROL = ("--gamma", "0.9", "--reward-scale", "0.1", "--entropy-coef", "0")
+MEMORY = ("--wrappers", "mask-velocity", "--reward-scale", "0.1")
+GROUPS = ("pixels", "control", "memory", "atari")
 
 
-def train(mode: str, seconds: float, extra: tuple[str, ...], keep: Path | None = None) -> dict:
-    """One `a3c train` run with 2 actors; its summary, metrics and (optionally) kept files."""
-    with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(tmp) / "run"
-        cmd = [
-            sys.executable, "-m", "a3c", "train", "--mode", mode, "--actors", "2",
-            "--max-seconds", str(seconds), "--run-dir", str(run_dir), "--metrics-every", "2",
-            "--no-tensorboard", *extra,
-        ]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 180)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-4000:]}")
-        summary = json.loads((run_dir / "summary.json").read_text())
-        records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        if keep is not None:
-            shutil.rmtree(keep, ignore_errors=True)
-            shutil.copytree(run_dir, keep)
-    return {"summary": summary, "records": records}
+def train(mode: str, env: str, flags: tuple[str, ...], **limits) -> launch.Run:
+    return launch.train(env, mode, metrics_every=2, flags=flags, **limits)
 
 
-def _row(group: str, mode: str, label: str, run: dict) -> dict:
-    s, records = run["summary"], run["records"]
-    best = max((r["mean_return_100"] for r in records if r["mean_return_100"] is not None),
-               default=None)  # fmt: skip
+def _row(group: str, mode: str, label: str, run: launch.Run) -> dict:
+    s = run.summary
     return {
         "group": group,
         "mode": mode,
         "policy": label,
         "final_return": s["mean_return_100"],
-        "best_return": best,
+        "best_return": best_return(run.records),
         "env_steps": s["env_steps"],
         "wall_seconds": s["wall_seconds"],
         "stop_reason": s["stop_reason"],
         "env_steps_per_second": round(s["env_steps"] / max(s["wall_seconds"], 1e-9)),
-        "curve": [(r["wall_seconds"], r["env_steps"], r["mean_return_100"]) for r in records],
+        "curve": [(r["wall_seconds"], r["env_steps"], r["mean_return_100"]) for r in run.records],
     }
 
 
-def pixels(seconds: float) -> list[dict]:
-    return [_row("pixels", m, "cnn", train(m, seconds, PIXELS)) for m in MODES]
+def pixels(seconds: float, preset: tuple[str, ...]) -> list[dict]:
+    flags = (*preset, *PIXELS)
+    return [_row("pixels", m, "cnn", train(m, "MinAtar/Breakout-v1", flags, seconds=seconds))
+            for m in MODES]  # fmt: skip
 
 
-def control(seconds: float) -> list[dict]:
-    extra = (*CONTROL, "--target-return", "-200")
-    return [_row("control", m, "gaussian", train(m, seconds, extra)) for m in MODES]
+def control(seconds: float, preset: tuple[str, ...]) -> list[dict]:
+    flags = (*preset, *CONTROL)
+    return [_row("control", m, "gaussian",
+                 train(m, "Pendulum-v1", flags, seconds=seconds, target=-200))
+            for m in MODES]  # fmt: skip
 
 
-def memory(steps: int) -> list[dict]:
+def memory(steps: int, preset: tuple[str, ...]) -> list[dict]:
     rows = []
     for m in MODES:
         for label, flag in (("lstm", ("--recurrent",)), ("feed-forward", ())):
-            extra = (*MEMORY, *flag, "--max-env-steps", str(steps))
-            rows.append(_row("memory", m, label, train(m, 600, extra)))
+            flags = (*preset, *MEMORY, *flag)
+            run = train(m, "CartPole-v1", flags, seconds=600, env_steps=steps)
+            rows.append(_row("memory", m, label, run))
     return rows
 
 
-def atari(seconds: float, warmup: float = 15.0) -> list[dict]:
+def atari(seconds: float, preset: tuple[str, ...], warmup: float = 15.0) -> list[dict]:
     rows = []
     for game in ("ALE/Pong-v5", "ALE/Breakout-v5"):
         for m in MODES:
-            run = train(m, seconds, ("--env", game, "--target-return", "1e9"))
-            rate = steady(run["records"], "env_steps_per_second", warmup)
+            run = train(m, game, preset, seconds=seconds)
+            rate = steady(run.records, "env_steps_per_second", warmup)
             rows.append({
                 "group": "atari", "mode": m, "policy": game, "env_steps_per_second": rate,
                 "frames_per_second": None if rate is None else 4 * rate,
-                "updates_per_second": steady(run["records"], "updates_per_second", warmup),
+                "updates_per_second": steady(run.records, "updates_per_second", warmup),
             })  # fmt: skip
     return rows
 
 
 def plot(rows: list[dict], group: str) -> None:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = plots.pyplot()
     except ImportError:
         return
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -128,33 +105,31 @@ def plot(rows: list[dict], group: str) -> None:
     ax.legend(fontsize=8)
     ax.set_title({"pixels": "MinAtar Breakout-v1", "control": "Pendulum-v1",
                   "memory": "CartPole-v1, velocities masked"}[group])  # fmt: skip
-    fig.tight_layout()
-    path = RESULTS / f"spaces_{group}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"wrote {path}")
+    plots.save(fig, results.path(f"spaces_{group}.png"), dpi=110)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["pixels", "control", "memory", "atari"])
-    parser.add_argument("--pixel-seconds", type=float, default=300)
-    parser.add_argument("--control-seconds", type=float, default=300)
-    parser.add_argument("--memory-steps", type=int, default=400_000)
-    parser.add_argument("--atari-seconds", type=float, default=45)
-    args = parser.parse_args()
-    machine = print_machine()
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--only", type=click.Choice(GROUPS), default=None,
+              help="One group; the others' rows stay as recorded.")  # fmt: skip
+@click.option("--pixel-seconds", default=300.0, show_default=True)
+@click.option("--control-seconds", default=300.0, show_default=True)
+@click.option("--memory-steps", default=400_000, show_default=True)
+@click.option("--atari-seconds", default=45.0, show_default=True)
+@launch.presets_option
+def main(only: str | None, pixel_seconds: float, control_seconds: float, memory_steps: int,
+         atari_seconds: float, presets: bool) -> None:  # fmt: skip
+    machine.show()
+    preset = launch.preset_flags(presets)
     groups = {
-        "pixels": lambda: pixels(args.pixel_seconds),
-        "control": lambda: control(args.control_seconds),
-        "memory": lambda: memory(args.memory_steps),
-        "atari": lambda: atari(args.atari_seconds),
+        "pixels": lambda: pixels(pixel_seconds, preset),
+        "control": lambda: control(control_seconds, preset),
+        "memory": lambda: memory(memory_steps, preset),
+        "atari": lambda: atari(atari_seconds, preset),
     }
-    path = RESULTS / "spaces.json"
-    previous = json.loads(path.read_text())["rows"] if path.exists() else []
+    previous = results.load("spaces.json", {"rows": []})["rows"]
     rows = []
     for name, run in groups.items():
-        if args.only in (None, name):
+        if only in (None, name):
             print(f"-- {name}", flush=True)
             rows += run()
         else:
@@ -166,7 +141,7 @@ def main() -> None:
         ("env_steps_per_second", "env steps/s", ",.0f"),
         ("frames_per_second", "frames/s", ",.0f"),
     ])  # fmt: skip
-    write_json("spaces.json", {"machine": machine, "rows": rows})
+    results.write("spaces.json", {"rows": rows})
     for group in ("pixels", "control", "memory"):
         plot(rows, group)
 

@@ -1,15 +1,12 @@
 """The learning benchmark's tasks: target, env-step budget, and what the issue of presets
-asks of each (used by learning.py and tune.py)."""
+asks of each (used by learning.py, tune.py and wire_dtype.py)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import tempfile
-import time
 from dataclasses import dataclass
-from pathlib import Path
+
+from benchmarks.harness import launch
+from benchmarks.harness.records import best_return
 
 
 @dataclass(frozen=True)
@@ -49,40 +46,21 @@ def train(
 ) -> dict:
     """One `a3c train` run of `task` (2 actors, the task's budget, `flags`): whether it
     reached the target, its env steps and wall time, and its curve of (env steps, wall s,
-    mean return)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(tmp) / "run"
-        cmd = [sys.executable, "-m", "a3c", "train", "--mode", mode, "--env", task.env_id,
-               "--actors", "2", "--seed", str(seed), "--max-env-steps", str(task.budget),
-               "--target-return", str(task.target if target is None else target),
-               "--run-dir", str(run_dir), "--metrics-every", "1", "--no-tensorboard",
-               *flags]  # fmt: skip
-        if max_seconds:
-            cmd += ["--max-seconds", str(max_seconds)]
-        start = time.monotonic()
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            return {"error": done.stderr[-1500:], "cmd": cmd}
-        summary = json.loads((run_dir / "summary.json").read_text())
-        config = json.loads((run_dir / "config.json").read_text())
-        records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    curve = [(r["env_steps"], r["wall_seconds"], r["mean_return_100"]) for r in records]
-    returns = [r for _, _, r in curve if r is not None]
+    mean return). A run that fails is an {"error": ...} row, not the end of a benchmark."""
+    try:
+        run = launch.train(task.env_id, mode, seed=seed, env_steps=task.budget,
+                           target=task.target if target is None else target,
+                           seconds=max_seconds or None, flags=flags)  # fmt: skip
+    except launch.RunFailed as failed:
+        return {"error": failed.stderr[-1500:], "cmd": failed.cmd}
+    s = run.summary
     return {
-        "solved": summary["solved"],
-        "env_steps": summary["env_steps"],
-        "wall_seconds": summary["wall_seconds"],
-        "run_seconds": round(time.monotonic() - start, 1),
-        "final_return": summary["mean_return_100"],
-        "best_return": max(returns, default=None),
-        "preset": config.get("preset"),
-        "curve": curve,
+        "solved": s["solved"],
+        "env_steps": s["env_steps"],
+        "wall_seconds": s["wall_seconds"],
+        "run_seconds": round(run.seconds, 1),
+        "final_return": s["mean_return_100"],
+        "best_return": best_return(run.records),
+        "preset": run.config.get("preset"),
+        "curve": [(r["env_steps"], r["wall_seconds"], r["mean_return_100"]) for r in run.records],
     }
-
-
-def first_reach(curve: list, mark: float) -> tuple[int, float] | None:
-    """(env steps, wall seconds) of the first record whose mean return reached `mark`."""
-    for steps, wall, mean in curve:
-        if mean is not None and mean >= mark:
-            return steps, wall
-    return None

@@ -8,19 +8,21 @@ References, measured in the same run:
   (b) the ceiling: one process per core stepping the same envs with the same policy
       (batched inference), with no learning and no sockets.
 
-    python benchmarks/throughput.py              # full matrix, about 10 minutes
-    python benchmarks/throughput.py --quick      # 2 actors x 8 envs only
+    python -m benchmarks.throughput              # full matrix, about 10 minutes
+    python -m benchmarks.throughput --quick      # 2 actors x 8 envs only
 """
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import os
 import time
 
-from benchmarks import seed_baseline
-from benchmarks.common import print_machine, print_table, run_service, steady, write_json
+import click
+
+from benchmarks.harness import launch, machine, results
+from benchmarks.harness.records import steady
+from benchmarks.harness.table import print_table
 
 
 def _ceiling_worker(num_envs: int, seconds: float, seed: int, out) -> None:
@@ -59,8 +61,8 @@ def ceiling(num_envs: int, seconds: float) -> float:
 
 
 def measure_service(mode: str, actors: int, envs: int, seconds: float) -> dict:
-    run = run_service(mode, actors, seconds, num_envs=envs)
-    recs, warm = run["records"], min(4.0, seconds / 3)
+    run = launch.train("CartPole-v1", mode, actors=actors, seconds=seconds, num_envs=envs)
+    recs, warm = run.records, min(4.0, seconds / 3)
     return {
         "mode": mode,
         "actors": actors,
@@ -73,25 +75,26 @@ def measure_service(mode: str, actors: int, envs: int, seconds: float) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=12.0, help="per configuration")
-    parser.add_argument("--quick", action="store_true", help="2 actors x 8 envs only")
-    args = parser.parse_args()
-    info = print_machine()
-    actor_counts, env_counts = ([2], [8]) if args.quick else ([1, 2, 4], [1, 8, 32])
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--seconds", default=12.0, show_default=True, help="Per configuration.")
+@click.option("--quick", is_flag=True, help="2 actors x 8 envs only.")
+def main(seconds: float, quick: bool) -> None:
+    from benchmarks import seed_baseline  # torch: after the options are read
 
-    ceilings = {e: ceiling(e, min(args.seconds, 8)) for e in env_counts}
+    machine.show()
+    actor_counts, env_counts = ([2], [8]) if quick else ([1, 2, 4], [1, 8, 32])
+
+    ceilings = {e: ceiling(e, min(seconds, 8)) for e in env_counts}
     seed_rates = {}
     for design in ("gradient", "data"):
         for workers in actor_counts:
-            r = seed_baseline.run(design, workers, args.seconds, target=None)
+            r = seed_baseline.run(design, workers, seconds, target=None)
             seed_rates[design, workers] = r["env_steps_per_second"]
     rows = []
     for mode in ("gradient", "data"):
         for actors in actor_counts:
             for envs in env_counts:
-                row = measure_service(mode, actors, envs, args.seconds)
+                row = measure_service(mode, actors, envs, seconds)
                 rate = row["env_steps_per_second"] or 0.0
                 row["seed_baseline_steps_per_second"] = seed_rates[mode, actors]
                 row["x_seed_baseline"] = rate / seed_rates[mode, actors]
@@ -102,21 +105,13 @@ def main() -> None:
                     f"  {mode:8s} actors {actors} envs {envs:2d}: {rate:9,.0f} steps/s", flush=True
                 )
     print()
-    print_table(
-        rows,
-        [
-            ("mode", "mode", ""),
-            ("actors", "actors", "d"),
-            ("envs_per_actor", "envs/actor", "d"),
-            ("env_steps_per_second", "env steps/s", ",.0f"),
-            ("x_seed_baseline", "x seed", ".1f"),
-            ("pct_of_ceiling", "% ceiling", ".0f"),
-            ("updates_per_second", "updates/s", ",.0f"),
-            ("weights_latency_ms", "latency ms", ".1f"),
-            ("bytes_per_env_step", "bytes/step", ",.0f"),
-            ("staleness_mean", "staleness", ".1f"),
-        ],
-    )
+    print_table(rows, [
+        ("mode", "mode", ""), ("actors", "actors", "d"), ("envs_per_actor", "envs/actor", "d"),
+        ("env_steps_per_second", "env steps/s", ",.0f"), ("x_seed_baseline", "x seed", ".1f"),
+        ("pct_of_ceiling", "% ceiling", ".0f"), ("updates_per_second", "updates/s", ",.0f"),
+        ("weights_latency_ms", "latency ms", ".1f"), ("bytes_per_env_step", "bytes/step", ",.0f"),
+        ("staleness_mean", "staleness", ".1f"),
+    ])  # fmt: skip
     print()
     print(
         "references: seed baseline env steps/s "
@@ -126,11 +121,10 @@ def main() -> None:
         "ceiling (one no-learning process per core) "
         + ", ".join(f"{e} envs: {v:,.0f}" for e, v in ceilings.items())
     )
-    write_json(
+    results.write(
         "throughput.json",
         {
-            "machine": info,
-            "seconds": args.seconds,
+            "seconds": seconds,
             "rows": rows,
             "seed_baseline": {f"{d}-{w}": v for (d, w), v in seed_rates.items()},
             "ceiling": ceilings,

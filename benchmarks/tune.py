@@ -2,9 +2,9 @@
 seeds, with presets off and the candidate's flags alone; ranked by env steps to the task's
 target (a run that misses counts its whole budget), ties by the best mean return.
 
-    python benchmarks/tune.py --task Acrobot-v1 --seeds 2
-    python benchmarks/tune.py --task MinAtar/Breakout-v1 --jobs 4 --max-seconds 600
-    python benchmarks/tune.py --task HalfCheetah-v5 --only NAME --seeds 3 --first-seed 3
+    python -m benchmarks.tune --task Acrobot-v1 --seeds 2
+    python -m benchmarks.tune --task MinAtar/Breakout-v1 --jobs 4 --max-seconds 600
+    python -m benchmarks.tune --task HalfCheetah-v5 --only NAME --seeds 3 --first-seed 3
 
 Writes benchmarks/results/tune_<task>.json; rlcore/presets.json names the file and the
 candidate that chose each entry.
@@ -12,12 +12,12 @@ candidate that chose each entry.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 from concurrent.futures import ThreadPoolExecutor
 
-from benchmarks.common import RESULTS, print_machine, write_json
+import click
+
+from benchmarks.harness import machine, results
 from benchmarks.tasks import TASKS, train
 
 PENDULUM = "--gamma 0.9 --entropy-coef 0"
@@ -135,53 +135,50 @@ def score(runs: list[dict], budget: int) -> tuple[float, float]:
     return statistics.median(steps), -statistics.median(best)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", required=True, choices=list(CANDIDATES))
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument(
-        "--first-seed",
-        type=int,
-        default=0,
-        help="run seeds K..K+seeds-1; above 0 they join the runs already recorded",
-    )
-    parser.add_argument("--modes", default="gradient,data")
-    parser.add_argument("--only", default=None, help="comma-separated candidate names")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
-    parser.add_argument("--max-seconds", type=float, default=None, help="wall cap per run")
-    args = parser.parse_args()
-    task = TASKS[args.task]
-    machine = print_machine()
-    names = args.only.split(",") if args.only else list(CANDIDATES[args.task])
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
-    jobs = [(n, m, s) for n in names for m in args.modes.split(",") for s in seeds]
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--task", "env_id", required=True, type=click.Choice(list(CANDIDATES)))
+@click.option("--seeds", default=2, show_default=True)
+@click.option("--first-seed", default=0, show_default=True,
+              help="Run seeds K..K+seeds-1; above 0 they join the runs already "
+                   "recorded.")  # fmt: skip
+@click.option("--modes", default="gradient,data", show_default=True)
+@click.option("--only", default=None, help="Comma-separated candidate names.")
+@click.option("--jobs", default=1, show_default=True, help="Runs at a time.")
+@click.option("--max-seconds", type=float, default=None, help="Wall cap per run.")
+def main(env_id: str, seeds: int, first_seed: int, modes: str, only: str | None, jobs: int,
+         max_seconds: float | None) -> None:  # fmt: skip
+    task = TASKS[env_id]
+    here = machine.show()
+    names = only.split(",") if only else list(CANDIDATES[env_id])
+    seed_range = range(first_seed, first_seed + seeds)
+    todo = [(n, m, s) for n in names for m in modes.split(",") for s in seed_range]
 
     def one(job):
         name, mode, seed = job
-        flags = ("--preset", "none", *CANDIDATES[args.task][name].split())
-        result = train(task, mode, seed, flags, max_seconds=args.max_seconds)
+        flags = ("--preset", "none", *CANDIDATES[env_id][name].split())
+        result = train(task, mode, seed, flags, max_seconds=max_seconds)
         print(name, mode, seed, {k: v for k, v in result.items() if k != "curve"}, flush=True)
         return job, result
 
-    with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(one, jobs))
+    with ThreadPoolExecutor(jobs) as pool:
+        done = list(pool.map(one, todo))
     # Candidates and modes tuned in earlier invocations stay in the file; the modes run now
     # replace theirs, or with --first-seed add seeds to them (a changed flag string drops
     # the candidate's old runs).
-    path = RESULTS / f"tune_{args.task.replace('/', '-')}.json"
-    earlier = json.loads(path.read_text()) if path.exists() else {}
+    file_name = f"tune_{env_id.replace('/', '-')}.json"
+    earlier = results.load(file_name)
     table = earlier.get("candidates", {})
     for name in names:
-        flags, old = CANDIDATES[args.task][name], table.get(name, {})
+        flags, old = CANDIDATES[env_id][name], table.get(name, {})
         kept = old.get("runs", {}) if old.get("flags") == flags else {}
         runs = {
-            m: [r for r in rs if args.first_seed and r["seed"] not in seeds]
-            if m in args.modes.split(",")
+            m: [r for r in rs if first_seed and r["seed"] not in seed_range]
+            if m in modes.split(",")
             else rs
             for m, rs in kept.items()
         }
-        table[name] = {"flags": flags, "runs": runs, "machine": machine}
-    for (name, mode, seed), result in results:
+        table[name] = {"flags": flags, "runs": runs, "machine": here}
+    for (name, mode, seed), result in done:
         table[name]["runs"].setdefault(mode, []).append({"seed": seed, **result})
     for entry in table.values():
         entry["score"] = {m: score(runs, task.budget) for m, runs in entry["runs"].items()}
@@ -197,7 +194,7 @@ def main() -> None:
     out = {"task": task.__dict__, "ranking": ranking, "candidates": table}
     if earlier.get("notes"):  # what a reader must know of older runs, written by hand
         out["notes"] = earlier["notes"]
-    write_json(path.name, out)
+    results.write(file_name, out, candidates={n: CANDIDATES[env_id][n] for n in names})
 
 
 if __name__ == "__main__":

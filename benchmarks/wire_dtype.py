@@ -3,27 +3,21 @@ mode, each seed, with --wire-dtype float32 and bfloat16 (the learner's copy and 
 stay float32 either way): env steps to the target and the best mean return, medians printed
 side by side; runs saved as they end in benchmarks/results/wire_dtype.json.
 
-    python benchmarks/wire_dtype.py --task CartPole-v1
-    python benchmarks/wire_dtype.py --task MinAtar/Breakout-v1 --budget 1000000
+    python -m benchmarks.wire_dtype --task CartPole-v1
+    python -m benchmarks.wire_dtype --task MinAtar/Breakout-v1 --budget 1000000
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import replace
 
 import click
 
-from benchmarks.common import RESULTS, print_machine, write_json
+from benchmarks.harness import machine, results
 from benchmarks.tasks import TASKS, train
 
 DTYPES = ("float32", "bfloat16")
-
-
-def _load() -> dict:
-    path = RESULTS / "wire_dtype.json"
-    return json.loads(path.read_text()) if path.exists() else {"runs": []}
 
 
 def _median(xs: list) -> float | None:
@@ -31,14 +25,15 @@ def _median(xs: list) -> float | None:
     return statistics.median(xs) if xs else None
 
 
-@click.command()
+@click.command(help=__doc__.split("\n\n")[0])
 @click.option("--task", "env_id", default="CartPole-v1", type=click.Choice(sorted(TASKS)))
 @click.option("--seeds", default=3, show_default=True)
 @click.option("--modes", default="gradient,data", show_default=True)
 @click.option("--budget", type=int, default=None, help="Env steps per run [the task's].")
 def main(env_id: str, seeds: int, modes: str, budget: int | None) -> None:
-    out = _load()
-    out["machine"] = print_machine()
+    out = results.load("wire_dtype.json", {"runs": []})
+    out.pop("machine", None)  # the meta object says which machine
+    machine.show()
     task = TASKS[env_id] if budget is None else replace(TASKS[env_id], budget=budget)
     out["runs"] = [r for r in out["runs"] if r["task"] != env_id or r["budget"] != task.budget]
     for mode in modes.split(","):
@@ -57,7 +52,7 @@ def main(env_id: str, seeds: int, modes: str, budget: int | None) -> None:
                     "error": r.get("error"),
                 }
                 out["runs"].append(run)
-                write_json("wire_dtype.json", out)
+                results.write("wire_dtype.json", out)
     print(f"\n{env_id}, budget {task.budget:,} env steps, {seeds} seeds: medians")
     for mode in modes.split(","):
         for dtype in DTYPES:

@@ -1,4 +1,4 @@
-"""Over an emulated wide-area link (50 Mbit/s, 40 ms round trip; benchmarks/netlink.py), the
+"""Over an emulated wide-area link (50 Mbit/s, 40 ms round trip; tests/support/netlink.py), the
 learner in one network namespace and its actors in another: CartPole still solves in both
 modes, and the actors kept more work in flight than the base credit to cover the round trip.
 Needs root and iproute2; skips with the reason otherwise."""
@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from benchmarks.netlink import PROFILES, Link, missing_requirements
 from tests.helpers import ENV, kill_all, summary, wait
+from tests.support.netlink import PROFILES, Link, missing_requirements
 
 pytestmark = pytest.mark.skipif(
     missing_requirements() is not None, reason=str(missing_requirements())

@@ -40,6 +40,7 @@ import pytest
 import zmq
 import zstandard
 
+from benchmarks.harness import results
 from protocol import (
     PROTOCOL_VERSION,
     CodecError,
@@ -1118,6 +1119,5 @@ def test_soak_under_faults_with_keys(tmp_path):
         soak.cleanup()
     result = soak.report()
     print_report(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    results.write(RESULTS, result, command="pytest -m slow tests/test_soak.py", seconds=SECONDS)
     assert not result["failures"], "\n\n".join(result["failures"])

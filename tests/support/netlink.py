@@ -1,8 +1,8 @@
-"""Emulated links between a learner and its actors, for benchmarks/network.py and the tests.
+"""Emulated links between a learner and its actors, for the tests and benchmarks/network.py.
 
 Two network namespaces joined by a veth pair: the learner's (10.77.0.1) and the actors'
 (10.77.0.2). Bandwidth: a `tc tbf` qdisc on each veth end (each direction). Delay: this
-kernel has no netem qdisc, so a relay in the actors' namespace (benchmarks/relay.py) holds
+kernel has no netem qdisc, so a relay in the actors' namespace (tests/support/relay.py) holds
 every chunk it forwards for the one-way delay, each way; actors connect to the relay, the
 relay to the learner over the shaped veth. `check()` measures what a link really gives
 (round trip of a small message, one-way bulk rate), through the relay, so a profile's
@@ -21,10 +21,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 LEARNER_NS, ACTOR_NS = "a3c-learner", "a3c-actors"
 LEARNER_IP, ACTOR_IP = "10.77.0.1", "10.77.0.2"
 LEARNER_PORT, RELAY_PORT, ECHO_PORT = 5555, 6555, 7555
+ROOT = Path(__file__).resolve().parents[2]  # where `python -m tests.support.relay` resolves
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,10 @@ class Link:
             burst = max(128 * 1024, int(rate_bytes * 0.004))  # >= one GSO segment
             _sh("tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate",
                 f"{self.profile.mbit:g}mbit", "burst", str(burst), "latency", "50ms")  # fmt: skip
-        relay = (sys.executable, "-m", "benchmarks.relay", "--listen",
+        relay = (sys.executable, "-m", "tests.support.relay", "--listen",
                  f"127.0.0.1:{RELAY_PORT}", "--to", f"{LEARNER_IP}:{LEARNER_PORT}",
                  "--delay-ms", str(self.profile.rtt_ms / 2))  # fmt: skip
-        self.relay = subprocess.Popen(self.in_actor_ns(*relay), stdout=subprocess.DEVNULL)
+        self.relay = subprocess.Popen(self.in_actor_ns(*relay), stdout=subprocess.DEVNULL, cwd=ROOT)
         _wait_listening(self.actor_ns, RELAY_PORT)
         return self
 
@@ -120,15 +122,15 @@ class Link:
 
     def check(self) -> dict:
         """Measured through the relay: the round trip of 64 bytes, and the one-way rate."""
-        echo = (sys.executable, "-m", "benchmarks.relay", "--echo", "--listen",
+        echo = (sys.executable, "-m", "tests.support.relay", "--echo", "--listen",
                 f"{LEARNER_IP}:{LEARNER_PORT}")  # fmt: skip
-        echo = subprocess.Popen(self.in_learner_ns(*echo), stdout=subprocess.DEVNULL)
+        echo = subprocess.Popen(self.in_learner_ns(*echo), stdout=subprocess.DEVNULL, cwd=ROOT)
         try:
             _wait_listening(self.learner_ns, LEARNER_PORT)
             probe = subprocess.run(
-                self.in_actor_ns(sys.executable, "-m", "benchmarks.netlink",
+                self.in_actor_ns(sys.executable, "-m", "tests.support.netlink",
                                  f"127.0.0.1:{RELAY_PORT}"),  # fmt: skip
-                capture_output=True, text=True, timeout=120, check=True,
+                capture_output=True, text=True, timeout=120, check=True, cwd=ROOT,
             )  # fmt: skip
         finally:
             echo.kill()

@@ -1,9 +1,9 @@
 """A TCP relay that holds every chunk it forwards for a fixed one-way delay, each way: the
 delay half of an emulated link (this kernel has no netem qdisc). Also a plain echo server,
-for measuring a link. Used by benchmarks/netlink.py:
+for measuring a link. Used by tests/support/netlink.py:
 
-    python -m benchmarks.relay --listen 127.0.0.1:6555 --to 10.77.0.1:5555 --delay-ms 20
-    python -m benchmarks.relay --echo --listen 10.77.0.1:5555
+    python -m tests.support.relay --listen 127.0.0.1:6555 --to 10.77.0.1:5555 --delay-ms 20
+    python -m tests.support.relay --echo --listen 10.77.0.1:5555
 
 Each direction of a connection is a reader thread and a writer thread with a bounded queue
 between them (at most QUEUE_CHUNKS chunks held), so the relay adds delay, not a buffer.
