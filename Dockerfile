@@ -20,7 +20,6 @@ RUN pip install -c constraints.txt --extra-index-url "${TORCH_INDEX}" torch
 COPY pyproject.toml README.md ./
 COPY a3c ./a3c
 COPY actor ./actor
-COPY benchmarks ./benchmarks
 COPY learner ./learner
 COPY protocol ./protocol
 COPY rlcore ./rlcore
