@@ -20,7 +20,6 @@ import secrets
 import signal
 import socket
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -40,49 +39,15 @@ from protocol import (
     Weights,
     Welcome,
 )
+from protocol.link import LinkSettings
 from protocol.security import ClientKeys, load_client_keys
-from protocol.wire import WireFormat
 from rlcore import framestack
-from rlcore.envs import EnvConfig, EnvSpec, VectorEnv
-from rlcore.hyperparams import Hyperparams
+from rlcore.envs import VectorEnv
 from rlcore.losses import rollout_loss
 from rlcore.networks import build_network, get_flat_grad, set_flat_params
+from rlcore.run_settings import RunSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What the learner's welcome tells an actor."""
-
-    mode: str
-    env: EnvConfig
-    spec: EnvSpec
-    hp: Hyperparams
-    seed: int
-    max_outstanding: int
-    max_credit: int
-    wire: WireFormat
-    frame_once: bool
-    heartbeat_interval: float
-    heartbeat_timeout: float
-
-    @classmethod
-    def from_welcome(cls, settings: dict) -> Settings:
-        wire = settings["wire"]
-        return cls(
-            mode=str(settings["mode"]),
-            env=EnvConfig.from_dict(settings["env"]),
-            spec=EnvSpec.from_dict(settings["env_spec"]),
-            hp=Hyperparams.from_dict(settings["hyperparams"]),
-            seed=int(settings["seed"]),
-            max_outstanding=max(1, int(settings["max_outstanding"])),
-            max_credit=max(1, int(settings["max_credit"])),
-            wire=WireFormat.from_dict(wire),
-            frame_once=bool(wire.get("frame_once", False)),
-            heartbeat_interval=float(settings["heartbeat_interval"]),
-            heartbeat_timeout=float(settings["heartbeat_timeout"]),
-        )
 
 
 class LearnerGone(Exception):
@@ -129,7 +94,9 @@ class Actor:
         self.actor_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.link = LearnerLink(learner, self.actor_id, keys)
         self.cli_seed = seed
-        self.settings: Settings | None = None
+        self.settings: RunSettings | None = None
+        """What the run trains on, from the learner's welcome."""
+        self.link_settings: LinkSettings | None = None
         self.envs: VectorEnv | None = None
         self.run_id = ""
         self.version = 0
@@ -216,9 +183,12 @@ class Actor:
         signal.signal(signal.SIGINT, handler)
 
     def _adopt_welcome(self, welcome: Welcome) -> None:
-        settings = Settings.from_welcome(welcome.settings)
-        if settings != self.settings:
-            self._build(settings, welcome.actor_index)
+        # Both raise TypeError or ValueError on a welcome that is not well formed: _run ends
+        # the actor with EXIT_SETTINGS rather than act on half of it.
+        settings = RunSettings.from_dict(welcome.settings)
+        link = LinkSettings.from_dict(welcome.settings)
+        if (settings, link) != (self.settings, self.link_settings):
+            self._build(settings, link, welcome.actor_index)
         self.run_id = welcome.run_id
         self.joined = True
         self.outstanding = 0
@@ -227,36 +197,36 @@ class Actor:
             welcome.weights_version, welcome.weights_stamp, welcome.weights, welcome.extras
         )
 
-    def _build(self, settings: Settings, actor_index: int) -> None:
-        self.settings = None  # set once everything below is built
+    def _build(self, settings: RunSettings, link: LinkSettings, actor_index: int) -> None:
+        self.settings = self.link_settings = None  # set once everything below is built
         if self.envs is not None:
             self.envs.close()
             self.envs = None
         base = settings.seed if self.cli_seed is None else self.cli_seed
         env_seed, torch_seed = np.random.SeedSequence([base, actor_index]).generate_state(2)
-        hp = settings.hp
-        self.model = build_network(settings.spec, hp)
+        hp, spec = settings.hp, settings.spec
+        self.model = build_network(spec, hp)
         self.envs = VectorEnv(settings.env, hp.num_envs, int(env_seed))
-        if self.envs.spec != settings.spec:
-            raise ValueError(f"this host builds {self.envs.spec}, the learner {settings.spec}")
+        if self.envs.spec != spec:
+            raise ValueError(f"this host builds {self.envs.spec}, the learner {spec}")
         self.envs.reset()
-        self.link.wire = settings.wire
-        self.pacer = CreditPacer(settings.max_outstanding, settings.max_credit)
-        self.pack_frames = settings.frame_once and framestack.can_pack(
-            settings.spec.obs_shape, settings.spec.obs_dtype
-        )
-        self.norm = ActorNorm(hp, int(np.prod(settings.spec.obs_shape)), hp.num_envs)
+        self.link.wire = link.wire
+        self.pacer = CreditPacer(link.max_outstanding, link.max_credit)
+        self.pack_frames = link.frame_once and framestack.can_pack(spec.obs_shape, spec.obs_dtype)
+        self.norm = ActorNorm(hp, int(np.prod(spec.obs_shape)), hp.num_envs)
         generator = torch.Generator().manual_seed(int(torch_seed))
         lstm_size = hp.lstm_size if hp.recurrent else 0
         self.collector = Collector(self.envs, hp.rollout_len, generator, lstm_size)
+        # Chosen once per run: what a rollout becomes is the mode's, not a branch per send.
+        self._send_work = self._send_gradient if settings.mode == "gradient" else self._send_rollout
         log.info(
             "acting on %s in %s mode with %d envs (index %d)",
             settings.env.env_id,
             settings.mode,
-            settings.hp.num_envs,
+            hp.num_envs,
             actor_index,
         )
-        self.settings = settings
+        self.settings, self.link_settings = settings, link
 
     def _adopt_weights(
         self, version: int, stamp: float, weights: np.ndarray, stats: dict[str, np.ndarray]
@@ -293,34 +263,25 @@ class Actor:
             self.pacer.on_send()
             self.outstanding += 1
 
-    def _send_work(self, rollout, latency: float) -> None:
-        s = self.settings
+    def _send_gradient(self, rollout, latency: float) -> None:
         stats = self.norm.work_stats(rollout)
-        if s.mode == "gradient":
-            self.model.zero_grad(set_to_none=True)
-            loss, _ = rollout_loss(self.model, rollout, s.hp, False, self.norm.reward_factor)
-            loss.backward()
-            msg = Gradient(
-                self.run_id,
-                self.actor_id,
-                self.version,
-                rollout.num_steps,
-                latency,
-                get_flat_grad(self.model),
-                stats,
-            )
-            self.link.send(msg)
-        else:
-            msg = Rollout(
-                self.run_id,
-                self.actor_id,
-                self.version,
-                rollout.num_steps,
-                latency,
-                {**self._rollout_arrays(rollout), **stats},
-            )
-            # Copied: the rollout buffer is refilled while ZeroMQ may still hold the frames.
-            self.link.send(msg, copy=True)
+        self.model.zero_grad(set_to_none=True)
+        hp = self.settings.hp
+        loss, _ = rollout_loss(self.model, rollout, hp, False, self.norm.reward_factor)
+        loss.backward()
+        grad = get_flat_grad(self.model)
+        steps = rollout.num_steps
+        self.link.send(
+            Gradient(self.run_id, self.actor_id, self.version, steps, latency, grad, stats)
+        )
+
+    def _send_rollout(self, rollout, latency: float) -> None:
+        stats = self.norm.work_stats(rollout)
+        arrays = {**self._rollout_arrays(rollout), **stats}
+        steps = rollout.num_steps
+        msg = Rollout(self.run_id, self.actor_id, self.version, steps, latency, arrays)
+        # Copied: the rollout buffer is refilled while ZeroMQ may still hold the frames.
+        self.link.send(msg, copy=True)
 
     def _rollout_arrays(self, rollout) -> dict[str, np.ndarray]:
         """The rollout's arrays; stacked frames once each where that is smaller."""
@@ -340,7 +301,7 @@ class Actor:
 
     def _wait_for_credit(self) -> None:
         """Consume replies, in order, until fewer than the pacer's limit are in flight."""
-        s = self.settings
+        s = self.link_settings
         if self.pacer.pacing:
             self._drain_replies()
         last_sent = time.monotonic()

@@ -1,12 +1,18 @@
 """What a checkpoint holds (model, optimizer, counters, weights version, returns window),
-and how a run continues from one."""
+when a run may continue from one, and how it is written without ever ending the run."""
 
 from __future__ import annotations
 
+import logging
+
 from learner.config import LearnerConfig
+from learner.errors import LearnerStartError
 from learner.normstats import NormStats
+from learner.rundir import RunDir
 from learner.stats import RunStats
 from learner.updater import Updater
+
+log = logging.getLogger(__name__)
 
 
 class ResumeError(RuntimeError):
@@ -102,3 +108,56 @@ def restore(state: dict, updater: Updater, cfg: LearnerConfig, norm: NormStats) 
     stats.updates = int(state["updates"])
     stats.recent_returns.extend(float(r) for r in state["recent_returns"])
     return stats
+
+
+def start_or_resume(
+    rundir: RunDir, cfg: LearnerConfig, updater: Updater, norm: NormStats
+) -> RunStats | None:
+    """The counters a resumed run continues from (its model and statistics loaded into
+    `updater` and `norm`), or None for a new run. LearnerStartError, in one line, for a
+    checkpoint this run may not overwrite or cannot continue."""
+    if not rundir.checkpoint.exists():
+        if cfg.resume:
+            log.warning("--resume: no checkpoint in %s, starting a new run", rundir.root)
+        return None
+    if not cfg.resume:
+        raise LearnerStartError(
+            f"{rundir.root} already holds a checkpoint: pass --resume to continue that "
+            "run, or choose another --run-dir"
+        )
+    try:
+        stats = restore(rundir.load_checkpoint(), updater, cfg, norm)
+    except ResumeError as exc:
+        raise LearnerStartError(str(exc)) from None
+    except Exception as exc:  # unreadable file: say which and why, in one line
+        raise LearnerStartError(f"cannot load {rundir.checkpoint}: {exc}") from None
+    log.info(
+        "resumed from %s: version %d, %d env steps",
+        rundir.checkpoint,
+        updater.version,
+        stats.env_steps,
+    )
+    return stats
+
+
+def save(
+    rundir: RunDir,
+    updater: Updater,
+    stats: RunStats,
+    cfg: LearnerConfig,
+    norm: NormStats,
+    final: bool = False,
+) -> bool:
+    """Whether the checkpoint was written. A failed write (a full disk, a lost volume) is
+    logged and counted, never fatal: the old checkpoint is intact (atomic_write), and the
+    run goes on and tries again at the next interval."""
+    norm.sync(updater.model)
+    state = checkpoint_state(updater, stats, cfg, norm)
+    try:
+        rundir.save_checkpoint(state)
+    except OSError as exc:
+        stats.checkpoint_failures += 1
+        then = "the last state is not saved" if final else "retrying at the next interval"
+        log.error("checkpoint write to %s failed: %s; %s", rundir.checkpoint, exc, then)
+        return False
+    return True

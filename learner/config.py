@@ -6,12 +6,12 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from rlcore.hyperparams import Hyperparams
+from rlcore.run_settings import MODES
 from rlcore.setting import check_settings, setting
 
 if TYPE_CHECKING:  # the CLI reads this module's defaults without loading gymnasium
     from rlcore.envs import EnvConfig
 
-MODES = ("gradient", "data")
 AUTO_DTYPE = "auto"
 
 

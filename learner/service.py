@@ -4,36 +4,37 @@ Flow control: each actor may have `max_outstanding` work messages in flight; eve
 message is answered with the newest weights, which also returns the actor's credit. So a
 new or lagging actor always gets current weights at once, memory per actor is bounded, and
 the learner never waits on any actor (all sends are non-blocking).
+
+This module binds, runs the loop, dispatches messages and sends. The rest has a module
+each: what is built before binding (learner.startup), what work does to the model
+(learner.intake, one per mode), who may speak (learner.gate), what the answers hold
+(learner.replies), the clocked chores (learner.housekeeping), when the run ends
+(learner.stopping) and what it tells (learner.reporting).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import secrets
-import signal
 import time
-from collections import deque
-from dataclasses import dataclass
 
-import numpy as np
 import zmq
 
-from learner.checkpoint import ResumeError, checkpoint_state, restore
-from learner.config import LearnerConfig, wire_floats
+from learner import checkpoint
+from learner.config import LearnerConfig
 from learner.credit import CreditGrant
 from learner.errors import LearnerStartError
-from learner.normstats import NormStats
-from learner.progress import Progress, progress_line
+from learner.gate import Gate, load_guard
+from learner.housekeeping import Housekeeping
+from learner.intake import INTAKES, Due
+from learner.progress import Progress
 from learner.registry import ActorInfo, ActorRegistry
-from learner.rundir import RunDir, RunDirLocked, write_json
-from learner.stats import RunStats
-from learner.tensorboard import ScalarLog
-from learner.updater import Updater
-from learner.validation import check_episodes, check_gradient, check_rollout, max_work_bytes
+from learner.replies import Replies
+from learner.reporting import Reporter
+from learner.startup import RunParts, is_loopback, prepare
+from learner.stopping import StopRule, tell_actors_to_stop
+from learner.validation import check_episodes
 from protocol import (
-    PROTOCOL_VERSION,
-    WORK_STATS,
     CodecError,
     Episodes,
     Gradient,
@@ -45,12 +46,8 @@ from protocol import (
     Status,
     StatusQuery,
     Stop,
-    Weights,
-    Welcome,
     decode,
-    refusal,
 )
-from protocol.security import Guard, KeysError, load_server_keys
 from protocol.sockets import (
     UNREACHABLE,
     ConnectionEvents,
@@ -58,198 +55,84 @@ from protocol.sockets import (
     recv_routed,
     send_frames,
     try_send,
-    user_id,
 )
-from protocol.wire import WireFormat
-from rlcore.envs import EnvConfig, UnsupportedEnvError, make_env, probe_env
-from rlcore.rollout import RolloutBatch
 
 log = logging.getLogger(__name__)
 BURST = 256
-MAX_ROLLOUTS_PER_UPDATE = 64
-"""Data mode: the most rollouts one update learns together (a bound on its memory)."""
-MAX_PENDING_BYTES = 1 << 30
-"""Data mode: rollouts waiting to be learned, all actors together (each actor's own queue
-is bounded by its credit)."""
-KEYS_EVERY = 1.0
-"""Seconds between re-reads of the authorized keys: a revoked key stops being served
-within this."""
-HOUSEKEEPING_EVERY = 0.1
-RATE_WINDOW = 100  # housekeeping samples: live rates over the last ~10 s
-
-
-@dataclass
-class PendingRollout:
-    batch: RolloutBatch
-    weights_version: int
-    env_steps: int
-    moments: dict
-    """Normalization moments, merged when its env steps are counted."""
-    received: float
-    """When it arrived (monotonic): the reply says how long the learner held it."""
-    nbytes: int
+WORK_TYPES = (Gradient, Rollout)
 
 
 class Learner:
     def __init__(self, config: LearnerConfig):
-        try:
-            config.validate()
-            self.spec = probe_env(config.env)
-        except (ValueError, UnsupportedEnvError) as exc:
-            raise LearnerStartError(str(exc)) from None
-        import torch
-
-        torch.set_num_threads(config.torch_threads)
-        self.cfg = config
-        self.hp = config.hp
-        self.target = config.target_return
-        if self.target is None:
-            self.target = _env_threshold(config.env)
-        self.rundir = RunDir(config.run_dir)
-        try:
-            self.updater = Updater(self.spec, self.hp, config.seed, config.device)
-        except ValueError as exc:  # settings that do not fit this env's spaces
-            raise LearnerStartError(str(exc)) from None
-        self.norm = NormStats(self.hp, int(np.prod(self.spec.obs_shape)))
-        floats = wire_floats(config.wire_dtype, self.spec.discrete)
-        self.wire = WireFormat(config.wire_compress, floats)
-        self.stats = RunStats()
+        run = prepare(config)
+        self.cfg, self.hp, self.spec = config, config.hp, run.spec
+        self.wire, self.rundir = run.wire, run.rundir
+        self.updater, self.norm, self.stats = run.updater, run.norm, run.stats
+        self.max_message_bytes = self.max_inflated = run.max_message_bytes
         self.registry = ActorRegistry(config.heartbeat_timeout)
         self.run_id = secrets.token_hex(8)
-        self.pending: dict[str, deque[PendingRollout]] = {}
-        self._received = time.monotonic()
         self.credit = CreditGrant(config.max_outstanding, config.max_credit, config.max_staleness)
-        self._rates: deque[tuple[float, int, int]] = deque(maxlen=RATE_WINDOW)
-        self._last_record: dict = {}
-        self._handlers = {
-            Gradient: self._on_gradient,
-            Rollout: self._on_rollout,
-            Episodes: self._on_episodes,
-            Heartbeat: self._on_heartbeat,
-            Stop: self._on_leave,
-        }
-        self.interrupted: str | None = None
+        self.intake = INTAKES[config.mode](run, self.registry)
+        self.replies = Replies(run, self.run_id, self.credit)
+        self.stop_rule = StopRule(run)
+        self._handlers = self._message_handlers()
+        self._received = time.monotonic()
         self._last_internal_log = -1e9
-        self._last_refusal = -1e9
-        self._next_keys_check = 0.0
-        self._pending_bytes = 0
-        self.max_message_bytes = config.max_message_bytes or max_work_bytes(
-            self.spec, self.hp, self.updater.num_params
-        )
-        self.max_inflated = self.max_message_bytes
-        if config.keys_dir is None and not config.insecure and not _is_loopback(config.bind):
-            raise LearnerStartError(
-                f"refusing to bind {config.bind} without keys: anyone who reaches it could "
-                "join and send work, unencrypted. Create keys with `a3c keygen DIR` and pass "
-                "--keys-dir DIR/learner, or pass --insecure on a network you trust"
-            )
-        self._prepare_run_dir()
-        self.scalars = ScalarLog(str(self.rundir.root), config.tensorboard)
-        self.ctx = zmq.Context()
-        self.guard = self._guard()
+        self._bind()
+        self._watch(run)
+
+    def _message_handlers(self) -> dict:
+        """Handlers of a registered actor's messages by type. The intake's work type goes to
+        it and the other mode's is refused, chosen here once rather than per message."""
+        handlers = {kind: self._on_wrong_mode for kind in WORK_TYPES}
+        handlers[self.intake.WORK] = self._on_work
+        handlers.update({Episodes: self._on_episodes, Heartbeat: self._on_heartbeat})
+        return {**handlers, Stop: self._on_leave}
+
+    def _bind(self) -> None:
+        cfg, self.ctx, self.guard = self.cfg, zmq.Context(), None
         try:
+            self.guard = load_guard(self.ctx, cfg)
             self.sock, self.endpoint = bind_router(
-                self.ctx, config.bind, self.guard, self.max_message_bytes
+                self.ctx, cfg.bind, self.guard, self.max_message_bytes
             )
+        except LearnerStartError:
+            self._unbind()
+            raise
         except zmq.ZMQError as exc:
-            self._stop_guard()
-            self.ctx.term()
-            raise LearnerStartError(f"cannot bind {config.bind}: {exc}") from None
+            self._unbind()
+            raise LearnerStartError(f"cannot bind {cfg.bind}: {exc}") from None
         self.connections = ConnectionEvents(self.sock)
-        if self.guard is None and not _is_loopback(config.bind):
-            log.warning("--insecure: anyone who reaches %s can join, unencrypted", config.bind)
+        if self.guard is None and not is_loopback(cfg.bind):
+            log.warning("--insecure: anyone who reaches %s can join, unencrypted", cfg.bind)
 
-    def _guard(self) -> Guard | None:
-        if self.cfg.keys_dir is None:
-            return None
-        try:
-            keys = load_server_keys(self.cfg.keys_dir, self.cfg.authorized_dir)
-            return Guard(self.ctx, keys)
-        except KeysError as exc:
-            self.ctx.term()
-            raise LearnerStartError(str(exc)) from None
-
-    def _stop_guard(self) -> None:
+    def _unbind(self) -> None:
+        """A learner that cannot bind holds nothing: no guard, context or run directory."""
         if self.guard is not None:
             self.guard.stop()
+        self.ctx.term()
+        self.rundir.unlock()
 
-    # ---- run directory -------------------------------------------------------------------
-
-    def _prepare_run_dir(self) -> None:
-        rd = self.rundir
-        try:
-            rd.create()
-            # Before anything else touches the directory: another learner's temp files
-            # are its writes in progress, not stale ones.
-            rd.lock()
-        except (OSError, RunDirLocked) as exc:
-            raise LearnerStartError(str(exc)) from None
-        try:
-            rd.remove_stale_temp_files()
-            if rd.checkpoint.exists() and not self.cfg.resume:
-                raise LearnerStartError(
-                    f"{rd.root} already holds a checkpoint: pass --resume to continue that "
-                    "run, or choose another --run-dir"
-                )
-            if self.cfg.resume and rd.checkpoint.exists():
-                self._resume()
-            elif self.cfg.resume:
-                log.warning("--resume: no checkpoint in %s, starting a new run", rd.root)
-            # the settings as resolved
-            write_json(rd.config, {**self.cfg.to_dict(), "wire": self.wire.to_dict()})
-        except BaseException:
-            rd.unlock()
-            raise
-
-    def _resume(self) -> None:
-        try:
-            state = self.rundir.load_checkpoint()
-            self.stats = restore(state, self.updater, self.cfg, self.norm)
-        except ResumeError as exc:
-            raise LearnerStartError(str(exc)) from None
-        except Exception as exc:  # unreadable file: say which and why, in one line
-            raise LearnerStartError(f"cannot load {self.rundir.checkpoint}: {exc}") from None
-        log.info(
-            "resumed from %s: version %d, %d env steps",
-            self.rundir.checkpoint,
-            self.updater.version,
-            self.stats.env_steps,
+    def _watch(self, run: RunParts) -> None:
+        """The parts that watch the bound socket: who may speak, what the run tells, and
+        the chores on a clock."""
+        self.gate = Gate(self.registry, self.stats, self.intake, self.guard)
+        self.reporter = Reporter(run, self.registry, self.credit, self.connections, self.guard)
+        self.housekeeping = Housekeeping(
+            self.cfg, self.registry, self.credit, self.gate, self.reporter, self.save_checkpoint
         )
 
     def save_checkpoint(self, final: bool = False) -> bool:
-        """Whether the checkpoint was written. A failed write (a full disk, a lost volume)
-        is logged and counted, never fatal: the old checkpoint is intact (atomic_write),
-        and the run goes on and tries again at the next interval."""
-        self.norm.sync(self.updater.model)
-        state = checkpoint_state(self.updater, self.stats, self.cfg, self.norm)
-        try:
-            self.rundir.save_checkpoint(state)
-        except OSError as exc:
-            self.stats.checkpoint_failures += 1
-            then = "the last state is not saved" if final else "retrying at the next interval"
-            log.error("checkpoint write to %s failed: %s; %s", self.rundir.checkpoint, exc, then)
-            return False
-        return True
+        """Whether it was written: a failed write is counted and logged, never fatal."""
+        return checkpoint.save(self.rundir, self.updater, self.stats, self.cfg, self.norm, final)
 
     # ---- main loop -----------------------------------------------------------------------
 
     def run(self) -> dict:
-        self._install_signal_handlers()
-        log.info(
-            "learner run %s: mode %s, env %s, listening on %s, target %s",
-            self.run_id,
-            self.cfg.mode,
-            self.cfg.env_id,
-            self.endpoint,
-            self.target,
-        )
-        self._log_preset()
-        log.info("wire: %s weights and gradients, %s frames", self.wire.floats, self.wire.compress)
+        self.stop_rule.listen()
+        self.reporter.log_start(self.run_id, self.endpoint, self.wire)
         progress = Progress(plain_every=self.cfg.metrics_every)
-        now = time.monotonic()
-        self._next_metrics = now + self.cfg.metrics_every
-        self._next_checkpoint = now + self.cfg.checkpoint_every
-        self._next_housekeeping = now
+        self.housekeeping.start(time.monotonic())
         reason = None
         try:
             # The stop condition is checked after every applied message, so a single-actor
@@ -257,40 +140,18 @@ class Learner:
             while reason is None:
                 if self._poll():
                     self._receive_burst()
-                reason = self._stop_reason()
-                if reason is None and self.pending:
+                reason = self.stop_rule.reason()
+                if reason is None and self.intake.backlog:
                     self._learn_pending()
-                    reason = self._stop_reason()
-                self._periodic(progress)
+                    reason = self.stop_rule.reason()
+                self.housekeeping.tick(progress)
         finally:
             progress.close()
         return self._finish(reason)
 
-    def _log_preset(self) -> None:
-        preset = self.cfg.preset
-        if preset is None:
-            log.info("no preset: the hyperparameters are the defaults and your flags")
-            return
-        values = ", ".join(f"{k}={v}" for k, v in preset["applied"].items()) or "nothing"
-        log.info("preset %s sets %s", preset["name"], values)
-        if preset["overridden"]:
-            log.info("your settings override the preset's %s", ", ".join(preset["overridden"]))
-        if self.hp.lr_decay and not self.cfg.max_env_steps:
-            log.warning("lr_decay needs an env-step budget (--max-env-steps); the lr stays fixed")
-
-    def _install_signal_handlers(self) -> None:
-        def handler(signum, _frame):
-            self.interrupted = signal.Signals(signum).name
-
-        try:
-            signal.signal(signal.SIGTERM, handler)
-            signal.signal(signal.SIGINT, handler)
-        except ValueError:  # not the main thread (embedded use); the caller handles signals
-            pass
-
     def _poll(self) -> bool:
         """Whether work waits; the time spent waiting for it tells the grant how busy we are."""
-        if self.pending:  # rollouts to learn: do not wait
+        if self.intake.backlog:  # rollouts to learn: do not wait
             return bool(self.sock.poll(0))
         start = time.monotonic()
         ready = self.sock.poll(50)
@@ -305,191 +166,27 @@ class Learner:
                 return
             self.stats.bytes_in += 0 if frame is None else len(frame.buffer)
             self._handle(identity, frame, extra)
-            if self._stop_reason() is not None:
+            if self.stop_rule.reason() is not None:
                 return
 
-    def _periodic(self, progress: Progress) -> None:
-        # The loop turns once per update; housekeeping (O(actors)) runs a few times a second.
-        now = time.monotonic()
-        if now < self._next_housekeeping:
-            return
-        self._next_housekeeping = now + HOUSEKEEPING_EVERY
-        self._check_keys(now)
-        self.registry.expire()
-        self.registry.update_rates()
-        self.credit.update(now, len(self.registry.connected()))
-        self._rates.append((now, self.stats.env_steps, self.stats.updates))
-        self.connections.poll()
-        if now >= self._next_metrics:
-            self._next_metrics = now + self.cfg.metrics_every
-            self._write_metrics()
-        if now >= self._next_checkpoint:
-            self._next_checkpoint = now + self.cfg.checkpoint_every
-            self.save_checkpoint()
-        s = self.stats
-        progress.maybe_show(
-            s.env_steps,
-            lambda rate: progress_line(
-                s.wall_seconds,
-                s.env_steps,
-                rate,
-                s.episodes,
-                s.mean_return_100,
-                s.updates,
-                len(self.registry.connected()),
-            ),
-        )
-
-    def _write_metrics(self) -> dict:
-        record = self.stats.record(self.updater.version, len(self.registry.connected()))
-        record["mode"] = self.cfg.mode
-        record["credit_grant"] = self.credit.grant
-        idle = self.credit.idle_fraction
-        record["learner_idle"] = None if idle is None else round(idle, 3)
-        self.connections.poll()
-        record["connections"] = dict(self.connections.counts)
-        if self.guard is not None:
-            record["connections"].update(self.guard.provider.refused)
-        try:
-            self.rundir.append_metrics(record)
-        except OSError as exc:  # a full disk costs this record, not the run
-            self.stats.drop("metrics_write_failed", str(exc))
-        self.scalars.write(record)
-        self._last_record = record
-        return record
-
-    def _stop_reason(self) -> str | None:
-        s = self.stats
-        if self.interrupted:
-            return f"interrupted ({self.interrupted})"
-        if self._solved():
-            return "target_reached"
-        if self.cfg.max_env_steps is not None and s.env_steps >= self.cfg.max_env_steps:
-            return "max_env_steps"
-        if self.cfg.max_seconds is not None and s.wall_seconds >= self.cfg.max_seconds:
-            return "max_seconds"
-        return None
-
-    def _solved(self) -> bool:
-        """mean_return_100 at the target, over a full window of 100 episodes."""
-        s = self.stats
-        return bool(
-            self.target is not None
-            and len(s.recent_returns) == 100
-            and s.mean_return_100 >= self.target
-        )
+    def _learn_pending(self) -> None:
+        self._answer(self.intake.learn())
 
     def _finish(self, reason: str) -> dict:
         saved = self.save_checkpoint(final=True)
-        self._write_metrics()
-        s = self.stats
-        mean = s.mean_return_100
-        summary = {
-            "mode": self.cfg.mode,
-            "env": self.cfg.env_id,
-            "stop_reason": reason,
-            "solved": self._solved(),
-            "env_steps": s.env_steps,
-            "episodes": s.episodes,
-            "updates": s.updates,
-            "weights_version": self.updater.version,
-            "wall_seconds": round(s.wall_seconds, 3),
-            "mean_return_100": mean,
-            "target_return": self.target,
-            "dropped": dict(s.dropped),
-            "checkpoint_failures": s.checkpoint_failures,
-            "final_checkpoint_saved": saved,
-            "actors": self._contributions(),
-        }
-        try:
-            write_json(self.rundir.summary, summary)
-        except OSError as exc:  # the actors are still told to stop; the log keeps the summary
-            log.error("cannot write %s: %s", self.rundir.summary, exc)
-        log.info("stopping (%s): %s", reason, summary)
-        self._tell_actors_to_stop(reason)
+        self.reporter.write_metrics()
+        summary = self.reporter.summary(reason, self.stop_rule.solved(), saved)
+        grace = self.cfg.stop_grace
+        tell_actors_to_stop(self.sock, self.registry, self.run_id, reason, grace, self.max_inflated)
         self.close()
         return summary
 
-    def status(self) -> dict:
-        """The live state `a3c status` shows."""
-        s, now = self.stats, time.monotonic()
-        steps_rate = updates_rate = 0.0
-        if len(self._rates) >= 2:
-            (t0, e0, u0), (t1, e1, u1) = self._rates[0], self._rates[-1]
-            if t1 > t0:
-                steps_rate, updates_rate = (e1 - e0) / (t1 - t0), (u1 - u0) / (t1 - t0)
-        actors = [
-            {
-                "actor_id": a.actor_id[:64],  # the whole reply fits the header limit
-                "host": a.host[:64],
-                "index": a.index,
-                "connected": not a.gone,
-                "last_seen_seconds": round(now - a.last_seen, 2),
-                "env_steps": a.env_steps,
-                "env_steps_per_second": round(a.steps_per_second, 1),
-            }
-            for a in sorted(self.registry.actors.values(), key=lambda a: a.index)[-64:]
-        ]
-        return {
-            "mode": self.cfg.mode,
-            "env": self.cfg.env_id,
-            "recurrent": self.hp.recurrent,
-            "preset": self.cfg.preset["name"] if self.cfg.preset else None,
-            "wall_seconds": round(s.wall_seconds, 1),
-            "env_steps": s.env_steps,
-            "episodes": s.episodes,
-            "updates": s.updates,
-            "weights_version": self.updater.version,
-            "mean_return_100": s.mean_return_100,
-            "target_return": self.target,
-            "env_steps_per_second": round(steps_rate, 1),
-            "updates_per_second": round(updates_rate, 2),
-            "staleness_mean": self._last_record.get("staleness_mean"),
-            "staleness_max": self._last_record.get("staleness_max"),
-            "actors_connected": len(self.registry.connected()),
-            "actors": actors,
-            "dropped": dict(s.dropped),
-        }
-
-    def _contributions(self, top: int = 100) -> dict[str, int]:
-        """Env steps of the actors that contributed most, in this learner process."""
-        ranked = sorted(self.registry.actors.values(), key=lambda a: -a.env_steps)
-        return {a.actor_id: a.env_steps for a in ranked[:top] if a.env_steps > 0}
-
-    def _tell_actors_to_stop(self, reason: str) -> None:
-        for info in self.registry.actors.values():
-            try_send(self.sock, Stop(self.run_id, info.actor_id, reason), info.identity)
-        # Actors mid-send get their stop as the answer to whatever they send next.
-        deadline = time.monotonic() + self.cfg.stop_grace
-        while time.monotonic() < deadline:
-            if not self.sock.poll(50):
-                continue
-            identity, frame, extra = recv_routed(self.sock)
-            try:
-                msg = decode([frame] if frame is not None and not extra else [], self.max_inflated)
-            except CodecError:
-                continue
-            actor_id = getattr(msg, "actor_id", "")
-            try_send(self.sock, Stop(self.run_id, actor_id, reason), identity)
-
-    def _check_keys(self, now: float) -> None:
-        """Re-read the authorized keys; actors whose key was revoked are forgotten, and
-        their connections get nothing more (each message's key is checked as it comes)."""
-        if self.guard is None or now < self._next_keys_check:
-            return
-        self._next_keys_check = now + KEYS_EVERY
-        self.guard.refresh()
-        for info in list(self.registry.actors.values()):
-            if info.key and not self.guard.is_authorized(info.key):
-                self._forget_pending(info.actor_id, "revoked")
-                self.registry.forget(info)
-                self.stats.drop("revoked_actor", info.actor_id)
-
     def close(self) -> None:
-        self.scalars.close()
+        self.reporter.close()
         self.connections.close()
         self.sock.close(linger=200)
-        self._stop_guard()
+        if self.guard is not None:
+            self.guard.stop()
         self.ctx.term()
         self.rundir.unlock()
 
@@ -505,8 +202,8 @@ class Learner:
             if frame is None or extra_frames:
                 self.stats.drop("bad_frames", f"{0 if frame is None else 1 + extra_frames}")
                 return
-            key = self._key_of(frame)
-            if self.guard is not None and key is None:
+            key = self.gate.key_of(frame)
+            if key is None:
                 self.stats.drop("revoked_key")  # its key left the authorized folder
                 return
             try:
@@ -526,32 +223,15 @@ class Learner:
             self._last_internal_log = now
             log.exception("failed to handle a %s message (counted as internal_error)", kind)
 
-    def _key_of(self, frame) -> str | None:
-        """The sender's authorized key; None when keys are on and it is no longer
-        authorized (keys off: "" for everyone)."""
-        if self.guard is None:
-            return ""
-        key = user_id(frame)
-        return key if key is not None and self.guard.is_authorized(key) else None
-
     def _on_bad_message(self, identity: bytes, exc: CodecError) -> None:
         self.stats.drop(exc.reason, exc.detail)
-        if exc.reason == "bad_version" and exc.peer_type == "hello":
-            # A peer of another version learns why, in terms it decodes, once per second.
-            now = time.monotonic()
-            if now - self._last_refusal >= 1.0:
-                self._last_refusal = now
-                theirs = "?" if exc.peer_version is None else exc.peer_version
-                reason = (
-                    f"protocol version mismatch: learner speaks {PROTOCOL_VERSION}, actor "
-                    f"speaks {theirs}; upgrade the {_older(theirs)}"
-                )
-                frames = refusal(exc.peer_version, reason)
-                self._count_send(send_frames(self.sock, frames, identity))
+        frames = self.gate.refusal(exc)
+        if frames is not None:
+            self._count_send(send_frames(self.sock, frames, identity))
 
     def _dispatch(self, identity: bytes, key: str, msg: Message) -> None:
         if isinstance(msg, StatusQuery):
-            self._send(Status(self.run_id, self.status()), identity)
+            self._send(Status(self.run_id, self.reporter.status()), identity)
             return
         if isinstance(msg, Hello):
             self._on_hello(identity, key, msg)
@@ -560,7 +240,9 @@ class Learner:
         if handler is None:
             self.stats.drop("unexpected_type", msg.TYPE)
             return
-        info = self._sender(identity, key, msg)
+        info, rejoin = self.gate.sender(identity, key, msg, self.run_id)
+        if rejoin is not None:
+            self._send(Rejoin(msg.run_id, rejoin), identity)
         if info is None:
             return
         try:
@@ -572,82 +254,13 @@ class Learner:
     def _return_credit(self, info: ActorInfo, msg: Message, reason: str) -> None:
         """A known actor's work that was dropped is still answered, or its credit would be
         gone for good and the actor would wait forever; never beyond its credit."""
-        if isinstance(msg, (Gradient, Rollout)) and reason != "over_credit":
+        if isinstance(msg, WORK_TYPES) and reason != "over_credit":
             self._reply_weights(info, self._received)
 
     def _on_hello(self, identity: bytes, key: str, msg: Hello) -> None:
-        if not (_plain(msg.actor_id) and msg.actor_id and _plain(msg.host)):
-            # ids and hosts reach logs and status tables: printable ASCII only
-            self.stats.drop("bad_field", f"hello with actor id {msg.actor_id[:40]!r}")
-            return
-        owner = self.registry.owner(identity)
-        if owner is not None and owner != msg.actor_id:
-            # One id per connection: else one socket could register (and be sent weights
-            # for) any number of actors.
-            self.stats.drop("one_id_per_connection", f"{msg.actor_id!r} after {owner!r}")
-            return
-        info = self.registry.get(msg.actor_id)
-        if info is not None and info.key != key:
-            self.stats.drop("identity_mismatch", f"hello for {msg.actor_id!r}")
-            return
-        if info is not None and info.welcomed == (identity, self.updater.version):
-            # Weights go out once per version per connection: a repeated hello buys nothing.
-            self.stats.drop("repeated_hello", msg.actor_id)
-            return
-        self._forget_pending(msg.actor_id, "rejoined")
-        info = self.registry.register(msg.actor_id, identity, msg.host, msg.pid, key)
-        if info is None:
-            self.stats.drop("registry_full", msg.actor_id)
-            return
-        self._welcome(info)
-
-    def _sender(self, identity: bytes, key: str, msg: Message) -> ActorInfo | None:
-        """The registered sender of `msg`, or None after asking an unknown or out-of-date
-        one to say hello again (a small reply: weights go out only to a hello)."""
-        info = self.registry.get(msg.actor_id)
-        if msg.run_id != self.run_id or info is None:
-            self.stats.drop("wrong_run" if msg.run_id != self.run_id else "unknown_actor")
-            if not isinstance(msg, Stop):
-                self._send(Rejoin(msg.run_id, "unknown actor or earlier run: say hello"), identity)
-            return None
-        if info.key != key or info.identity != identity:
-            # Another connection speaking for this actor: a forger, or a connection the
-            # actor has since replaced (its hello moved it). Neither may act for it.
-            self.stats.drop("identity_mismatch", f"{msg.TYPE} for {msg.actor_id!r}")
-            if info.key == key and not isinstance(msg, Stop):
-                self._send(Rejoin(msg.run_id, "this connection is not the actor's"), identity)
-            return None
-        self.registry.touch(info, identity)
-        return info
-
-    def _forget_pending(self, actor_id: str, reason: str) -> None:
-        queue = self.pending.pop(actor_id, None)
-        if queue:
-            self._pending_bytes -= sum(item.nbytes for item in queue)
-            self.stats.drop(f"{reason}_unlearned", f"{len(queue)} rollouts of {actor_id}")
-
-    def _welcome(self, info: ActorInfo) -> None:
-        settings = {
-            "mode": self.cfg.mode,
-            "env": self.cfg.env.to_dict(),
-            "env_spec": self.spec.to_dict(),
-            "hyperparams": self.hp.to_dict(),
-            "seed": self.cfg.seed,
-            "max_outstanding": self.cfg.max_outstanding,
-            "max_credit": self.cfg.max_credit,
-            "wire": {**self.wire.to_dict(), "frame_once": self.cfg.frame_once},
-            "heartbeat_interval": self.cfg.heartbeat_interval,
-            "heartbeat_timeout": self.cfg.heartbeat_timeout,
-        }
-        up = self.updater
-        welcome = Welcome(
-            self.run_id, info.index, up.version, up.stamp, settings, up.weights, self.norm.reply()
-        )
-        # Marked before sending: a peer whose queue is full gets no welcome and no second
-        # try on this connection (an honest actor says hello again on a fresh socket).
-        info.welcomed = (info.identity, up.version)
-        info.sent_version = up.version
-        self._send(welcome, info.identity)
+        info = self.gate.admit(identity, key, msg, self.updater.version)
+        if info is not None:
+            self._send(self.replies.welcome(info), info.identity)
 
     def _send(self, msg: Message, identity: bytes) -> int:
         return self._count_send(try_send(self.sock, msg, identity, self.wire))
@@ -661,120 +274,21 @@ class Learner:
         self.stats.drop("stale_identity" if sent == UNREACHABLE else "peer_queue_full")
         return 0
 
+    def _answer(self, dues: list[Due]) -> None:
+        for info, received in dues:
+            self._reply_weights(info, received)
+
     def _reply_weights(self, info: ActorInfo, received: float) -> None:
-        """Return one credit, with the newest weights unless the actor's copy is at most
-        weights_lag versions old (a version-only reply). `received`: when the work it
-        answers arrived, so the actor can tell the link's round trip from the learner's."""
-        up = self.updater
-        held = max(0.0, time.monotonic() - received)
-        reply = Weights(self.run_id, up.version, up.stamp, self.credit.grant, held)
-        if up.version - info.sent_version > self.cfg.weights_lag or info.sent_version < 0:
-            reply.weights, reply.extras = up.weights, self.norm.reply()
+        reply = self.replies.weights(info, received)
         if self._send(reply, info.identity) and reply.weights is not None:
-            info.sent_version = up.version
+            info.sent_version = reply.version
             self.stats.weights_sent += 1
 
-    def _staleness(self, info: ActorInfo, version: int) -> int | None:
-        staleness = self.updater.version - version
-        if staleness < 0:
-            self.stats.drop("future_version", f"from {info.actor_id}")
-            return None
-        return staleness
+    def _on_work(self, info: ActorInfo, msg: Message) -> None:
+        self._answer(self.intake.take(info, msg, self._received))
 
-    def _on_gradient(self, info: ActorInfo, msg: Gradient) -> None:
-        if self.cfg.mode != "gradient":
-            raise CodecError("wrong_mode", "gradient sent to a data-mode learner")
-        check_gradient(msg, self.updater.num_params, self.hp)
-        moments = self.norm.check(msg.extras, msg.env_steps)
-        self.stats.add_latency(msg.weights_latency)
-        staleness = self._staleness(info, msg.weights_version)
-        if staleness is not None:
-            self._count_steps(info, msg.env_steps)
-            self.norm.merge(moments)  # what the actor saw counts, even if its gradient is late
-            if staleness > self.cfg.max_staleness:
-                self.stats.drop("stale", f"{staleness} updates old from {info.actor_id}")
-            else:
-                self._schedule_lr()
-                if self.updater.apply_gradient(msg.grad):
-                    self.stats.add_update([staleness], (math.nan,) * 4)
-                else:
-                    self.stats.drop("non_finite_update", f"from {info.actor_id}")
-        self._reply_weights(info, self._received)
-
-    def _on_rollout(self, info: ActorInfo, msg: Rollout) -> None:
-        if self.cfg.mode != "data":
-            raise CodecError("wrong_mode", "rollout sent to a gradient-mode learner")
-        # The cheap refusals first: nothing is unpacked for work that cannot be taken.
-        if len(self.pending.get(info.actor_id, ())) >= self.cfg.max_credit:
-            raise CodecError("over_credit", f"{info.actor_id} exceeded its credit")
-        if self._pending_bytes >= MAX_PENDING_BYTES:
-            raise CodecError("learner_full", f"{self._pending_bytes} bytes wait to be learned")
-        stats = {k: msg.arrays.pop(k) for k in WORK_STATS if k in msg.arrays}
-        batch = check_rollout(msg, self.spec, self.hp)
-        moments = self.norm.check(stats, msg.env_steps)
-        self.stats.add_latency(msg.weights_latency)
-        if self._staleness(info, msg.weights_version) is None:
-            self._reply_weights(info, self._received)
-            return
-        # numpy views into ZeroMQ frames: copy so the frames can be released now.
-        batch = RolloutBatch(**{k: v.copy() for k, v in batch.arrays().items()})
-        nbytes = sum(v.nbytes for v in batch.arrays().values())
-        self._pending_bytes += nbytes
-        self.pending.setdefault(info.actor_id, deque()).append(
-            PendingRollout(
-                batch, msg.weights_version, msg.env_steps, moments, self._received, nbytes
-            )
-        )
-
-    def _learn_pending(self) -> None:
-        """One update from the oldest pending rollout of every actor that has one, at most
-        MAX_ROLLOUTS_PER_UPDATE of them; actors left over go first next time."""
-        taken: list[tuple[str, PendingRollout]] = []
-        for actor_id in list(self.pending)[:MAX_ROLLOUTS_PER_UPDATE]:
-            queue = self.pending.pop(actor_id)
-            taken.append((actor_id, queue.popleft()))
-            self._pending_bytes -= taken[-1][1].nbytes
-            if queue:
-                self.pending[actor_id] = queue  # to the back of the line
-        fresh, staleness = [], []
-        for actor_id, item in taken:
-            self._count_steps(self.registry.get(actor_id), item.env_steps)
-            self.norm.merge(item.moments)  # the statistics count exactly the counted steps
-            age = self.updater.version - item.weights_version
-            if age > self.cfg.max_staleness:
-                self.stats.drop("stale", f"{age} updates old from {actor_id}")
-            else:
-                fresh.append(item.batch)
-                staleness.append(age)
-        if fresh:
-            self.norm.sync(self.updater.model)
-            if self.hp.split_batches:  # one update per rollout, as gradient mode applies them
-                groups = [([b], [age + i]) for i, (b, age) in enumerate(zip(fresh, staleness))]
-            else:
-                groups = [(fresh, staleness)]
-            for batches, ages in groups:
-                self._schedule_lr()
-                ls = self.updater.learn(batches, self.norm.reward_factor)
-                if ls is None:
-                    self.stats.drop("non_finite_update", f"{len(batches)} rollouts")
-                    continue
-                losses = (ls.policy_loss, ls.value_loss, ls.entropy, ls.log_ratio)
-                self.stats.add_update(ages, losses)
-        for actor_id, item in taken:
-            info = self.registry.get(actor_id)
-            if info is not None:
-                self._reply_weights(info, item.received)
-
-    def _schedule_lr(self) -> None:
-        """--lr-decay: linearly from lr to 0 over the env-step budget."""
-        if self.hp.lr_decay and self.cfg.max_env_steps:
-            left = max(0.0, 1.0 - self.stats.env_steps / self.cfg.max_env_steps)
-            self.updater.set_lr(self.hp.lr * left)
-
-    def _count_steps(self, info: ActorInfo | None, n: int) -> None:
-        if info is not None:
-            info.env_steps += n
-        self.stats.add_env_steps(n)
+    def _on_wrong_mode(self, info: ActorInfo, msg: Message) -> None:
+        raise CodecError("wrong_mode", f"{msg.TYPE} sent to a {self.cfg.mode}-mode learner")
 
     def _on_episodes(self, info: ActorInfo, msg: Episodes) -> None:
         check_episodes(msg)
@@ -784,34 +298,6 @@ class Learner:
         self._send(Heartbeat(self.run_id, info.actor_id), info.identity)
 
     def _on_leave(self, info: ActorInfo, msg: Stop) -> None:
-        self._forget_pending(info.actor_id, "left")
+        self.intake.forget(info.actor_id, "left")
         self.registry.leave(info)
         log.info("actor %s left: %r", info.actor_id, msg.reason[:80])
-
-
-def _plain(text: str) -> bool:
-    return text.isascii() and text.isprintable()
-
-
-def _older(peer_version) -> str:
-    """Which side to upgrade when an actor speaks `peer_version`."""
-    older = isinstance(peer_version, int) and peer_version < PROTOCOL_VERSION
-    return "actor" if older else "learner"
-
-
-def _is_loopback(address: str) -> bool:
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
-    return (
-        address.startswith(("ipc://", "inproc://"))
-        or host in ("localhost", "::1")
-        or (host.startswith("127."))
-    )
-
-
-def _env_threshold(env_config: EnvConfig) -> float | None:
-    env = make_env(env_config)
-    try:
-        threshold = env.spec.reward_threshold if env.spec is not None else None
-        return None if threshold is None else float(threshold)
-    finally:
-        env.close()

@@ -63,7 +63,7 @@ class InProcessLearner:
 
     def learn(self) -> None:
         """What the loop does between bursts: learn the rollouts that wait."""
-        if self.learner.pending:
+        if self.learner.intake.backlog:
             self.learner._learn_pending()
 
     @property

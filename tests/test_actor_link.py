@@ -189,6 +189,27 @@ def test_a_refusal_ends_the_actor_with_one_line_naming_both_versions(tmp_path, a
     assert "upgrade this actor" in named[0]
 
 
+def test_a_welcome_with_malformed_settings_ends_the_actor_naming_the_setting(tmp_path, address):
+    learner = FakeLearner(address)
+    learner.settings["hyperparams"]["lr"] = "fast"
+    log = tmp_path / "actor.log"
+    actor = start_actors(address, log=log)
+
+    def handler(identity, msg):
+        if isinstance(msg, Hello):
+            learner.welcome(identity)
+
+    try:
+        learner.serve(handler, lambda: bool(learner.of(Hello)), START, "a hello")
+        assert wait(actor, 30) == 2
+    finally:
+        kill_all(actor)
+        learner.close()
+    assert not learner.of(Gradient), "nothing is computed on settings it cannot read"
+    (line,) = lines_with(log, "cannot act on the learner's settings")
+    assert "TypeError" in line and "hyperparams.lr" in line, line
+
+
 def test_a_learner_of_an_older_protocol_ends_the_actor_with_one_line(tmp_path, address):
     learner = FakeLearner(address)
     log = tmp_path / "actor.log"

@@ -47,6 +47,6 @@ def test_a_huge_finite_reward_keeps_the_metrics_json(data_learner):
     data_learner.send(b"a", rollout)
     data_learner.learn()
     learner = data_learner.learner
-    learner._write_metrics()
+    learner.reporter.write_metrics()
     for line in learner.rundir.metrics.read_text().splitlines():
         json.loads(line, parse_constant=_strict)

@@ -121,7 +121,7 @@ def test_a_failed_checkpoint_write_is_logged_counted_and_retried(
 ):
     calls = _failing_saves(monkeypatch, lambda n: n == 0)
     learner = in_process_learner()
-    with caplog.at_level(logging.ERROR, logger="learner.service"):
+    with caplog.at_level(logging.ERROR, logger="learner.checkpoint"):
         result = learner.run()
     assert calls[0] is False and calls.count(True) >= 2  # a later interval, then the final
     assert result["stop_reason"] == "max_seconds"

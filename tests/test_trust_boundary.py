@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import zmq
 
+import learner.intake as intake
 import learner.service as service
 from learner.config import LearnerConfig
 from learner.service import Learner
@@ -53,7 +54,7 @@ def test_a_rollout_from_a_future_weights_version_is_dropped_and_learning_goes_on
     welcome = h.join("a", b"A")
     h.send(b"A", h.work("a", welcome, version=welcome.weights_version + 5))
     h.learn()  # popped an empty queue before
-    assert h.dropped.get("future_version") == 1 and not h.learner.pending
+    assert h.dropped.get("future_version") == 1 and not h.learner.intake.pending
     h.send(b"A", h.work("a", welcome))
     h.learn()
     assert h.learner.updater.version == welcome.weights_version + 1
@@ -67,7 +68,7 @@ def test_absurd_episode_returns_are_refused_and_never_solve_the_run(grad_learner
     stats = h.learner.stats
     assert h.dropped.get("bad_value") == 100 and stats.episodes == 0
     assert stats.mean_return_100 is None or math.isfinite(stats.mean_return_100)
-    assert not h.learner._solved()
+    assert not h.learner.stop_rule.solved()
 
 
 def test_a_message_is_one_frame_and_extra_frames_are_dropped(grad_learner):
@@ -119,7 +120,7 @@ def test_another_connection_cannot_speak_for_an_actor(data_learner):
     h.send(b"B", h.work("a", welcome))
     assert h.dropped.get("identity_mismatch") == 2
     info = h.learner.registry.get("a")
-    assert not info.gone and len(h.learner.pending["a"]) == 1
+    assert not info.gone and len(h.learner.intake.pending["a"]) == 1
     h.learn()
     hp = h.learner.hp
     assert info.env_steps == hp.rollout_len * hp.num_envs  # the actor's own work, learned
@@ -272,7 +273,7 @@ def test_a_full_registry_never_forgets_a_connected_actor():
 def test_work_refused_for_memory_still_returns_its_credit(data_learner, monkeypatch):
     h = data_learner
     welcome = h.join("a", b"A")
-    monkeypatch.setattr(service, "MAX_PENDING_BYTES", 0)
+    monkeypatch.setattr(intake, "MAX_PENDING_BYTES", 0)
     h.sent.clear()
     h.send(b"A", h.work("a", welcome))
     assert h.dropped.get("learner_full") == 1
@@ -283,14 +284,32 @@ def test_one_update_learns_a_bounded_number_of_rollouts_and_none_waits_forever(
     data_learner, monkeypatch
 ):
     h = data_learner
-    monkeypatch.setattr(service, "MAX_ROLLOUTS_PER_UPDATE", 2)
+    monkeypatch.setattr(intake, "MAX_ROLLOUTS_PER_UPDATE", 2)
     for name in "abc":
         welcome = h.join(name, name.encode())
         h.send(name.encode(), h.work(name, welcome))
     h.learn()
-    assert list(h.learner.pending) == ["c"] and h.learner.updater.version == 1
+    assert list(h.learner.intake.pending) == ["c"] and h.learner.updater.version == 1
     h.learn()
-    assert not h.learner.pending and h.learner._pending_bytes == 0
+    assert not h.learner.intake.pending and h.learner.intake.pending_bytes == 0
+
+
+@pytest.mark.parametrize(("mode", "other"), [("gradient", "data"), ("data", "gradient")])
+def test_the_other_modes_work_is_refused_and_its_credit_returned(tmp_path, mode, other):
+    source = InProcessLearner(tmp_path / "other", mode=other)
+    try:
+        work = source.work("a", source.join("a", b"A"))  # valid work of the other mode
+    finally:
+        source.close()
+    h = InProcessLearner(tmp_path / "run", mode=mode)
+    try:
+        work.run_id = h.join("a", b"A").run_id
+        h.sent.clear()
+        h.send(b"A", work)
+        assert h.dropped == {"wrong_mode": 1} and h.learner.updater.version == 0
+        assert [type(m) for m in h.replies(b"A")] == [Weights]
+    finally:
+        h.close()
 
 
 def test_the_status_reply_fits_its_decoder_whatever_the_ids(grad_learner):
@@ -299,7 +318,7 @@ def test_the_status_reply_fits_its_decoder_whatever_the_ids(grad_learner):
     learner = grad_learner.learner
     for i in range(100):
         learner.registry.register(f"{i:03d}" + "x" * 250, bytes([i]), "h" * 256, i)
-    back = decode(encode(Status(learner.run_id, learner.status())))
+    back = decode(encode(Status(learner.run_id, learner.reporter.status())))
     assert len(back.state["actors"]) == 64
 
 
