@@ -130,7 +130,10 @@ def provenance(data: dict, name: str) -> str:
     )
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
+def table(header: list[str] | str, rows: list[list[str]]) -> str:
+    """A markdown table; a header given as one string separates its columns with |."""
+    if isinstance(header, str):
+        header = header.split("|")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
@@ -237,15 +240,10 @@ def time_to_solve(d: dict) -> str:
         ]
         for r in d["rows"]
     ]
-    header = [
-        "task",
-        "trainer",
-        "solved",
-        "wall s, median (min–max)",
-        "env steps, median (min–max)",
-        "wall / SB3",
-        "env steps / best reference",
-    ]
+    header = (
+        "task|trainer|solved|wall s, median (min–max)|env steps, median (min–max)|"
+        "wall / SB3|env steps / best reference"
+    )
     return table(header, rows) + "\n\n" + provenance(d, "time_to_solve.json")
 
 
@@ -285,18 +283,10 @@ def throughput(d: dict) -> str:
         ]
         for r in d["rows"]
     ]
-    header = [
-        "mode",
-        "actors",
-        "envs/actor",
-        "env steps/s",
-        "× original",
-        "% of ceiling",
-        "updates/s",
-        "latency ms",
-        "bytes/step",
-        "staleness",
-    ]
+    header = (
+        "mode|actors|envs/actor|env steps/s|× original|% of ceiling|updates/s|latency ms|"
+        "bytes/step|staleness"
+    )
     ceiling = d.get("ceiling", {})
     base = d.get("seed_baseline", {})
     text = table(header, rows)
@@ -384,19 +374,10 @@ def network(d: dict) -> str:
         ]
         for r in _network_rows(d)
     ]
-    header = [
-        "task",
-        "mode",
-        "link",
-        "wire",
-        "env steps/s",
-        "vs loopback",
-        "bytes/step in",
-        "bytes/step out",
-        "latency ms",
-        "staleness",
-        "s to 475",
-    ]
+    header = (
+        "task|mode|link|wire|env steps/s|vs loopback|bytes/step in|bytes/step out|"
+        "latency ms|staleness|s to 475"
+    )
     return table(header, rows) + "\n\n" + provenance(d, "network.json")
 
 
@@ -485,14 +466,10 @@ def wire_dtype(d: dict) -> str:
                 f"{statistics.median(best):.1f} ({min(best):.1f} to {max(best):.1f})",
             ]
         )
-    header = [
-        "task (budget)",
-        "mode",
-        "weights on the wire",
-        "reached",
-        "median env steps of those",
-        "best mean return, median (range)",
-    ]
+    header = (
+        "task (budget)|mode|weights on the wire|reached|median env steps of those|"
+        "best mean return, median (range)"
+    )
     return table(header, rows) + "\n\n" + provenance(d, "wire_dtype.json")
 
 
@@ -520,16 +497,7 @@ def spaces(d: dict) -> str:
                 r["stop_reason"],
             ]
         )
-    header = [
-        "task",
-        "network",
-        "mode",
-        "mean return at the end",
-        "best",
-        "env steps",
-        "wall s",
-        "stopped by",
-    ]
+    header = "task|network|mode|mean return at the end|best|env steps|wall s|stopped by"
     return table(header, rows) + "\n\n" + provenance(d, "spaces.json")
 
 
@@ -549,13 +517,7 @@ def atari(d: dict) -> str:
         ]
         for game, modes in games.items()
     ]
-    header = [
-        "game",
-        "gradient: env steps/s",
-        "gradient: frames/s",
-        "data: env steps/s",
-        "data: frames/s",
-    ]
+    header = "game|gradient: env steps/s|gradient: frames/s|data: env steps/s|data: frames/s"
     return table(header, rows) + "\n\n" + provenance(d, "spaces.json")
 
 

@@ -74,6 +74,16 @@ def a3c_loss(log_probs, values, rewards, entropies, R, gamma=0.99, entropy_beta=
     return policy_loss + value_loss + entropy_beta * entropy_loss
 
 
+def _advance(env, next_state, done, episode_reward, returns_q):
+    """The next state and running return: at an episode's end, its return is reported and
+    the env reset (both workers, as the article's loops do)."""
+    if not done:
+        return next_state, episode_reward
+    returns_q.put(episode_reward)
+    state, _ = env.reset()
+    return state, 0.0
+
+
 def gradient_worker(i, env_id, seed, shared_model, optimizer, steps, stop, returns_q):
     env = gym.make(env_id)
     local_model = ActorCritic(env.observation_space.shape[0], env.action_space.n)
@@ -95,12 +105,10 @@ def gradient_worker(i, env_id, seed, shared_model, optimizer, steps, stop, retur
             values.append(value.squeeze())
             rewards.append(reward)
             entropies.append(dist.entropy())
-            episode_reward += reward
-            state = next_state
+            state, episode_reward = _advance(
+                env, next_state, done, episode_reward + reward, returns_q
+            )
             if done:
-                state, _ = env.reset()
-                returns_q.put(episode_reward)
-                episode_reward = 0.0
                 break
         with steps.get_lock():
             steps.value += len(rewards)
@@ -139,12 +147,9 @@ def data_worker(i, env_id, seed, shared_model, data_queue, steps, stop, returns_
             next_state, reward, terminated, truncated, _ = env.step(action)
             done = terminated or truncated
             experiences.append((state, action, reward, done, next_state))
-            episode_reward += reward
-            state = next_state
-            if done:
-                state, _ = env.reset()
-                returns_q.put(episode_reward)
-                episode_reward = 0.0
+            state, episode_reward = _advance(
+                env, next_state, done, episode_reward + reward, returns_q
+            )
         with steps.get_lock():
             steps.value += len(experiences)
         while not stop.is_set():
