@@ -22,6 +22,7 @@ COPY a3c ./a3c
 COPY actor ./actor
 COPY learner ./learner
 COPY protocol ./protocol
+COPY relay ./relay
 COPY rlcore ./rlcore
 # With the pixel groups, so A3C_ENV=ALE/Pong-v5 or MinAtar/Breakout-v1 work in containers.
 RUN pip install -c constraints.txt ".[atari,minatar]"

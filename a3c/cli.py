@@ -80,10 +80,18 @@ def one_line_errors(fn):
         from a3c.status import StatusError
         from learner.errors import LearnerStartError
         from protocol.security import KeysError
+        from relay.cli import RelayStartError
 
         try:
             return fn(*args, **kwargs)
-        except (LearnerStartError, EvaluateError, KeysError, PlotError, StatusError) as exc:
+        except (
+            LearnerStartError,
+            EvaluateError,
+            KeysError,
+            PlotError,
+            StatusError,
+            RelayStartError,
+        ) as exc:
             raise click.ClickException(str(exc).splitlines()[0]) from None
 
     return wrapper
@@ -143,7 +151,8 @@ def learner(verbose, **kw):
     "learner_address",
     default="tcp://127.0.0.1:5555",
     show_default=True,
-    help="The learner's address; everything else comes from its handshake.",
+    help="The learner's (or a relay's) address; everything else comes from its handshake. "
+    "A comma-separated list adds fallbacks, tried in turn.",
 )
 @option(
     "--workers",
@@ -198,6 +207,84 @@ def actor(learner_address, workers, seed, keys_dir, after_stop, learner_timeout,
             keys_dir,
             after_stop,
             learner_timeout,
+        )
+    )
+
+
+@main.command()
+@option(
+    "--learner",
+    "learner_address",
+    default="tcp://127.0.0.1:5555",
+    show_default=True,
+    help="The learner's address; a comma-separated list adds fallbacks, tried in turn.",
+)
+@option(
+    "--bind",
+    default="tcp://127.0.0.1:5556",
+    show_default=True,
+    help="Address this relay's actors connect to (as to a learner). Loopback by default.",
+)
+@option(
+    "--keys-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="This relay's key pair for the learner and the learner's public key, as an "
+    "actor's (a3c keygen).",
+)
+@option(
+    "--serve-keys-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="This relay's server pair for its own actors, as a learner's (a3c keygen): "
+    "encrypt, and accept only the authorized actors.",
+)
+@option(
+    "--authorized-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Public keys of the actors to accept [default: SERVE_KEYS_DIR/authorized].",
+)
+@option("--relay-id", default=None, help="This relay's id at the learner [default: relay-HOST].")
+@option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics over HTTP on this port [default: none].",
+)
+@option(
+    "--after-stop",
+    type=click.Choice(["exit", "wait"]),
+    default="exit",
+    show_default=True,
+    help="When the learner ends its run: exit 0, or wait for its next run.",
+)
+@option(
+    "--insecure",
+    is_flag=True,
+    default=False,
+    help="Allow a non-loopback --bind without --serve-keys-dir.",
+)
+@option("--verbose", "-v", is_flag=True, default=False)
+@one_line_errors
+def relay(learner_address, bind, keys_dir, serve_keys_dir, authorized_dir, relay_id,
+          metrics_port, after_stop, insecure, verbose):  # fmt: skip
+    """Serve the actors of this host (or rack) for the learner at --learner: each weights
+    version crosses the learner's link once for all of them, and their work goes up folded."""
+    from relay.cli import start_relay
+
+    setup_logging(verbose)
+    raise SystemExit(
+        start_relay(
+            learner_address,
+            bind,
+            keys_dir,
+            serve_keys_dir,
+            authorized_dir,
+            relay_id,
+            after_stop,
+            insecure,
+            metrics_port,
         )
     )
 

@@ -59,16 +59,31 @@ RUN_FIELDS = (
 )  # fmt: skip
 ACTOR_FIELDS = (
     "index", "actor_id", "host", "connected", "last_seen_seconds", "env_steps",
-    "env_steps_per_second",
+    "env_steps_per_second", "via",
+)  # fmt: skip
+RELAY_FIELDS = (
+    "run_id", "relay_id", "learner", "joined", "weights_version", "actors_connected", "bundles",
+    "messages_folded", "lost_in_flight", "bytes_in_from_learner", "bytes_out_to_learner",
+    "wall_seconds",
 )  # fmt: skip
 
 
 def render(state: dict) -> str:
-    run = table([[k, _fmt(state.get(k))] for k in RUN_FIELDS], ["run", ""])
-    actors = table(
-        [[_fmt(a.get(k)) for k in ACTOR_FIELDS] for a in state.get("actors", [])],
-        list(ACTOR_FIELDS),
-    )
+    """A learner's state (or a relay's) as tables: the run, its actors, relays, drops."""
+    if state.get("role") == "relay":
+        run = table([[k, _fmt(state.get(k))] for k in RELAY_FIELDS], ["relay", ""])
+        steps = state.get("actors") or {}
+        actors = table([[k, _fmt(v)] for k, v in steps.items()], ["actor_id", "env_steps"])
+    else:
+        run = table([[k, _fmt(state.get(k))] for k in RUN_FIELDS], ["run", ""])
+        actors = table(
+            [[_fmt(a.get(k)) for k in ACTOR_FIELDS] for a in state.get("actors", [])],
+            list(ACTOR_FIELDS),
+        )
+        relays = state.get("relays") or {}
+        if relays:
+            rows = [[k, _fmt(v.get("actors")), _fmt(v.get("env_steps"))] for k, v in relays.items()]
+            actors += "\n\n" + table(rows, ["relay", "actors", "env_steps"])
     dropped = state.get("dropped") or {}
     drops = (
         table([[k, _fmt(v)] for k, v in sorted(dropped.items())], ["dropped", "messages"])

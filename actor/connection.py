@@ -50,7 +50,9 @@ def version_advice(theirs: int | None) -> str:
 
 class LearnerLink:
     def __init__(self, address: str, actor_id: str, keys: ClientKeys | None = None):
-        self.address = address
+        # "a,b": a learner (or relay) and fallbacks, each hello attempt trying the next.
+        self.addresses = [a.strip() for a in address.split(",") if a.strip()] or [address]
+        self.address = self.addresses[0]
         self.keys = keys
         self.actor_id = actor_id
         self.ctx = zmq.Context()
@@ -83,6 +85,7 @@ class LearnerLink:
                     f"no learner answered at {self.address} for {give_up_after:.0f}s; "
                     "giving up (--learner-timeout)"
                 )
+            self.address = self.addresses[attempt % len(self.addresses)]
             self._reopen()
             hello = Hello(self.actor_id, socket.gethostname(), os.getpid())
             self.sock.send_multipart(encode(hello))  # queued until the connection is up

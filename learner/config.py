@@ -136,6 +136,14 @@ class LearnerConfig:
     metrics_every: float = setting(
         5.0, help="Seconds between metrics.jsonl records.", group="run", lo=0.1
     )
+    metrics_port: int | None = setting(
+        None,
+        help="Serve Prometheus metrics over HTTP on this port, all interfaces "
+        "(0: any free port) [default: off].",
+        group="run",
+        lo=0,
+        hi=65535,
+    )
     tensorboard: bool = setting(
         True,
         help="TensorBoard scalars in the run directory (needs the viz extra).",

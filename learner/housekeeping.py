@@ -1,6 +1,6 @@
 """What the learner does a few times a second however busy it is: forget actors whose key
 was revoked, mark silent ones gone, measure rates, set the credit grant, and write metrics,
-checkpoints and the progress line when each is due.
+checkpoints and the progress line, and publish what Prometheus scrapes, each when due.
 
 The loop turns once per update; this work is O(actors), so it runs on a clock instead.
 """
@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from learner.config import LearnerConfig
 from learner.credit import CreditGrant
+from learner.exporting import LearnerMetrics
 from learner.gate import Gate
 from learner.progress import Progress
 from learner.registry import ActorRegistry
@@ -35,6 +36,8 @@ class Housekeeping:
     ):
         self.cfg, self.registry, self.credit, self.gate = cfg, registry, credit, gate
         self.reporter, self.save_checkpoint = reporter, save_checkpoint
+        self.metrics: LearnerMetrics | None = None
+        """What --metrics-port serves, published on this clock (None: no port)."""
         self.start(time.monotonic())
         self._next_keys = 0.0
 
@@ -55,6 +58,8 @@ class Housekeeping:
         self.registry.expire()
         self.credit.update(now, len(self.registry.connected()))
         self.reporter.sample(now)
+        if self.metrics is not None:
+            self.metrics.tick(now)
         self._write_due(now)
         self.reporter.show_progress(progress)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,11 @@ class ActorInfo:
     """The connection and weights version of the last welcome: one per version each."""
     key: str = ""
     """The CURVE public key it joined with (z85; "" without keys): its id belongs to it."""
+    via: str | None = None
+    """The relay this actor's messages come through (None: it talks to the learner)."""
+    folds: deque = field(default_factory=deque)
+    """Behind a relay: the bundle of each of its work messages not yet answered, oldest
+    first (learner.folding)."""
     _mark: tuple[float, int] = (0.0, 0)
 
 

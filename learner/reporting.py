@@ -111,7 +111,7 @@ class Reporter:
     def status(self) -> dict:
         """The live state `a3c status` shows."""
         s = self.stats
-        steps_rate, updates_rate = self._live_rates()
+        steps_rate, updates_rate = self.live_rates()
         return {
             "mode": self.cfg.mode,
             "env": self.cfg.env_id,
@@ -130,10 +130,11 @@ class Reporter:
             "staleness_max": self._last_record.get("staleness_max"),
             "actors_connected": len(self.registry.connected()),
             "actors": self._actors(),
+            "relays": self.relays(),
             "dropped": dict(s.dropped),
         }
 
-    def _live_rates(self) -> tuple[float, float]:
+    def live_rates(self) -> tuple[float, float]:
         """Env steps and updates per second over the rate window."""
         if len(self._rates) >= 2:
             (t0, e0, u0), (t1, e1, u1) = self._rates[0], self._rates[-1]
@@ -153,6 +154,7 @@ class Reporter:
                 "last_seen_seconds": round(now - a.last_seen, 2),
                 "env_steps": a.env_steps,
                 "env_steps_per_second": round(a.steps_per_second, 1),
+                "via": None if a.via is None else a.via[:64],
             }
             for a in newest
         ]
@@ -177,6 +179,8 @@ class Reporter:
             "final_checkpoint_saved": checkpoint_saved,
             "actors": self._contributions(),
         }
+        if any(a.via for a in self.registry.actors.values()):
+            summary["relays"] = self.relays()
         try:
             write_json(self.rundir.summary, summary)
         except OSError as exc:  # the actors are still told to stop; the log keeps the summary
@@ -188,6 +192,16 @@ class Reporter:
         """Env steps of the actors that contributed most, in this learner process."""
         ranked = sorted(self.registry.actors.values(), key=lambda a: -a.env_steps)
         return {a.actor_id: a.env_steps for a in ranked[:top] if a.env_steps > 0}
+
+    def relays(self) -> dict[str, dict]:
+        """Per relay: the actors behind it (connected now) and the env steps they sent."""
+        out: dict[str, dict] = {}
+        for a in self.registry.actors.values():
+            if a.via is not None:
+                row = out.setdefault(a.via[:64], {"actors": 0, "env_steps": 0})
+                row["actors"] += not a.gone
+                row["env_steps"] += a.env_steps
+        return dict(sorted(out.items())[:STATUS_ACTORS])
 
     def close(self) -> None:
         self.scalars.close()

@@ -21,20 +21,25 @@ import time
 import zmq
 
 from learner import checkpoint
+from learner.binding import bind
 from learner.config import LearnerConfig
 from learner.credit import CreditGrant
-from learner.errors import LearnerStartError
-from learner.gate import Gate, load_guard
+from learner.exporting import LearnerMetrics
+from learner.folding import Fold, Relays
+from learner.gate import Gate
 from learner.housekeeping import Housekeeping
 from learner.intake import INTAKES, Due
 from learner.progress import Progress
 from learner.registry import ActorInfo, ActorRegistry
 from learner.replies import Replies
 from learner.reporting import Reporter
-from learner.startup import RunParts, is_loopback, prepare
+from learner.startup import RunParts, prepare
 from learner.stopping import StopRule, tell_actors_to_stop
 from learner.validation import check_episodes
 from protocol import (
+    MAX_BUNDLE,
+    Answer,
+    Bundle,
     CodecError,
     Episodes,
     Gradient,
@@ -50,8 +55,6 @@ from protocol import (
 )
 from protocol.sockets import (
     UNREACHABLE,
-    ConnectionEvents,
-    bind_router,
     recv_routed,
     send_frames,
     try_send,
@@ -74,11 +77,13 @@ class Learner:
         self.credit = CreditGrant(config.max_outstanding, config.max_credit, config.max_staleness)
         self.intake = INTAKES[config.mode](run, self.registry)
         self.replies = Replies(run, self.run_id, self.credit)
+        self.relays = Relays(self.registry, self.stats, self.max_inflated)
         self.stop_rule = StopRule(run)
         self._handlers = self._message_handlers()
         self._received = time.monotonic()
         self._last_internal_log = -1e9
-        self._bind()
+        self.bound = bind(config, self.rundir, self.max_message_bytes)
+        self.sock = self.bound.sock
         self._watch(run)
 
     def _message_handlers(self) -> dict:
@@ -89,38 +94,22 @@ class Learner:
         handlers.update({Episodes: self._on_episodes, Heartbeat: self._on_heartbeat})
         return {**handlers, Stop: self._on_leave}
 
-    def _bind(self) -> None:
-        cfg, self.ctx, self.guard = self.cfg, zmq.Context(), None
-        try:
-            self.guard = load_guard(self.ctx, cfg)
-            self.sock, self.endpoint = bind_router(
-                self.ctx, cfg.bind, self.guard, self.max_message_bytes
-            )
-        except LearnerStartError:
-            self._unbind()
-            raise
-        except zmq.ZMQError as exc:
-            self._unbind()
-            raise LearnerStartError(f"cannot bind {cfg.bind}: {exc}") from None
-        self.connections = ConnectionEvents(self.sock)
-        if self.guard is None and not is_loopback(cfg.bind):
-            log.warning("--insecure: anyone who reaches %s can join, unencrypted", cfg.bind)
-
-    def _unbind(self) -> None:
-        """A learner that cannot bind holds nothing: no guard, context or run directory."""
-        if self.guard is not None:
-            self.guard.stop()
-        self.ctx.term()
-        self.rundir.unlock()
-
     def _watch(self, run: RunParts) -> None:
         """The parts that watch the bound socket: who may speak, what the run tells, and
         the chores on a clock."""
-        self.gate = Gate(self.registry, self.stats, self.intake, self.guard)
-        self.reporter = Reporter(run, self.registry, self.credit, self.connections, self.guard)
+        b = self.bound
+        self.gate = Gate(self.registry, self.stats, self.intake, b.guard)
+        self.reporter = Reporter(run, self.registry, self.credit, b.connections, b.guard)
         self.housekeeping = Housekeeping(
             self.cfg, self.registry, self.credit, self.gate, self.reporter, self.save_checkpoint
         )
+        if b.exporter is not None:
+            self.housekeeping.metrics = LearnerMetrics(b.exporter, self.reporter, self.run_id)
+
+    @property
+    def endpoint(self) -> str:
+        """The address actually bound (a free port resolved)."""
+        return self.bound.endpoint
 
     def save_checkpoint(self, final: bool = False) -> bool:
         """Whether it was written: a failed write is counted and logged, never fatal."""
@@ -130,7 +119,7 @@ class Learner:
 
     def run(self) -> dict:
         self.stop_rule.listen()
-        self.reporter.log_start(self.run_id, self.endpoint, self.wire)
+        self.reporter.log_start(self.run_id, self.bound.endpoint, self.wire)
         progress = Progress(plain_every=self.cfg.metrics_every)
         self.housekeeping.start(time.monotonic())
         reason = None
@@ -161,11 +150,11 @@ class Learner:
     def _receive_burst(self) -> None:
         for _ in range(BURST):
             try:
-                identity, frame, extra = recv_routed(self.sock, zmq.NOBLOCK)
+                identity, parts, extra = recv_routed(self.sock, zmq.NOBLOCK, 1 + MAX_BUNDLE)
             except zmq.Again:
                 return
-            self.stats.bytes_in += 0 if frame is None else len(frame.buffer)
-            self._handle(identity, frame, extra)
+            self.stats.bytes_in += sum(len(part.buffer) for part in parts)
+            self._handle(identity, parts, extra)
             if self.stop_rule.reason() is not None:
                 return
 
@@ -183,35 +172,35 @@ class Learner:
 
     def close(self) -> None:
         self.reporter.close()
-        self.connections.close()
-        self.sock.close(linger=200)
-        if self.guard is not None:
-            self.guard.stop()
-        self.ctx.term()
+        self.bound.close()
         self.rundir.unlock()
 
     # ---- messages ------------------------------------------------------------------------
 
-    def _handle(self, identity: bytes, frame, extra_frames: int = 0) -> None:
-        """One message from the network. Whatever it holds, the loop goes on: every path
-        that refuses it counts why; the guard below is a last resort, and a fuzzed run
-        expects it never to fire."""
+    def _handle(self, identity: bytes, parts: list, extra_frames: int = 0) -> None:
+        """One message from the network: one frame, or a relay's bundle (a header frame and
+        its actors' frames). Whatever it holds, the loop goes on: every path that refuses
+        it counts why; the guard below is a last resort, and a fuzzed run expects it never
+        to fire."""
         msg = None
         try:
             self._received = time.monotonic()
-            if frame is None or extra_frames:
-                self.stats.drop("bad_frames", f"{0 if frame is None else 1 + extra_frames}")
+            if not parts or extra_frames:
+                self.stats.drop("bad_frames", f"{len(parts) + extra_frames}")
                 return
-            key = self.gate.key_of(frame)
+            key = self.gate.key_of(parts[0])
             if key is None:
                 self.stats.drop("revoked_key")  # its key left the authorized folder
                 return
             try:
-                msg = decode([frame], self.max_inflated)
+                msg = decode(parts, self.max_inflated)
             except CodecError as exc:
                 self._on_bad_message(identity, exc)
                 return
-            self._dispatch(identity, key, msg)
+            if isinstance(msg, Bundle):
+                self._on_bundle(identity, key, msg, parts[1:])
+            else:
+                self._dispatch(identity, key, msg)
         except Exception:  # a message must never take the learner down
             kind = getattr(msg, "TYPE", "undecoded")
             self.stats.drop("internal_error", kind)
@@ -240,26 +229,42 @@ class Learner:
         if handler is None:
             self.stats.drop("unexpected_type", msg.TYPE)
             return
+        info = self._sender(identity, key, msg)
+        if info is not None:
+            self._run(handler, info, msg)
+
+    def _sender(self, identity: bytes, key: str, msg: Message) -> ActorInfo | None:
         info, rejoin = self.gate.sender(identity, key, msg, self.run_id)
         if rejoin is not None:
             self._send(Rejoin(msg.run_id, rejoin), identity)
-        if info is None:
-            return
+        return info
+
+    def _run(self, handler, info: ActorInfo, msg: Message) -> None:
         try:
             handler(info, msg)
         except CodecError as exc:
             self.stats.drop(exc.reason, f"from {info.actor_id}: {exc.detail}")
             self._return_credit(info, msg, exc.reason)
 
+    def _on_bundle(self, identity: bytes, key: str, msg: Bundle, frames: list) -> None:
+        """A relay's actors' messages (learner.folding), each handled as if sent direct."""
+        relay = self._sender(identity, key, msg)
+        if relay is not None:
+            run = lambda info, inner: self._run(self._handlers[type(inner)], info, inner)  # noqa: E731
+            for fold in self.relays.handle(relay, msg, frames, self._received, run):
+                self._answer_relay(fold)
+
     def _return_credit(self, info: ActorInfo, msg: Message, reason: str) -> None:
         """A known actor's work that was dropped is still answered, or its credit would be
-        gone for good and the actor would wait forever; never beyond its credit."""
-        if isinstance(msg, WORK_TYPES) and reason != "over_credit":
+        gone for good and the actor would wait forever; never beyond its credit (except
+        behind a relay, whose bundle is answered once all its work is)."""
+        if isinstance(msg, WORK_TYPES) and (reason != "over_credit" or info.via is not None):
             self._reply_weights(info, self._received)
 
     def _on_hello(self, identity: bytes, key: str, msg: Hello) -> None:
         info = self.gate.admit(identity, key, msg, self.updater.version)
         if info is not None:
+            self.relays.rejoined(info, self.intake.forget)
             self._send(self.replies.welcome(info), info.identity)
 
     def _send(self, msg: Message, identity: bytes) -> int:
@@ -279,7 +284,18 @@ class Learner:
             self._reply_weights(info, received)
 
     def _reply_weights(self, info: ActorInfo, received: float) -> None:
-        reply = self.replies.weights(info, received)
+        if info.via is not None:  # its relay answers it, once the bundle is answered
+            fold = self.relays.settle(info)
+            if fold is not None:
+                self._answer_relay(fold)
+            return
+        self._send_weights(info, self.replies.weights(info, received))
+
+    def _answer_relay(self, fold: Fold) -> None:
+        reply = self.replies.weights(fold.relay, fold.received)
+        self._send_weights(fold.relay, Answer(**vars(reply), seq=fold.seq))
+
+    def _send_weights(self, info: ActorInfo, reply: Message) -> None:
         if self._send(reply, info.identity) and reply.weights is not None:
             info.sent_version = reply.version
             self.stats.weights_sent += 1
@@ -295,9 +311,12 @@ class Learner:
         self.stats.add_episodes(msg.returns)
 
     def _on_heartbeat(self, info: ActorInfo, msg: Heartbeat) -> None:
-        self._send(Heartbeat(self.run_id, info.actor_id), info.identity)
+        if info.via is None:  # behind a relay, the relay answers it
+            self._send(Heartbeat(self.run_id, info.actor_id), info.identity)
 
     def _on_leave(self, info: ActorInfo, msg: Stop) -> None:
         self.intake.forget(info.actor_id, "left")
+        for fold in self.relays.release(info):
+            self._answer_relay(fold)
         self.registry.leave(info)
         log.info("actor %s left: %r", info.actor_id, msg.reason[:80])

@@ -34,6 +34,10 @@ class RunStats:
         self.weights_sent = 0
         """Replies that carried weights (the rest were version-only)."""
         self._interval_bytes = (0, 0)
+        self.staleness_count = 0
+        self.staleness_sum = 0
+        """Every applied work message's staleness, counted and summed since this process
+        started: a scraper's rate over any window gives their mean."""
 
     @property
     def wall_seconds(self) -> float:
@@ -58,6 +62,8 @@ class RunStats:
         log ratio), NaN where not computed."""
         self.updates += 1
         self._interval_updates += 1
+        self.staleness_count += len(staleness)
+        self.staleness_sum += sum(staleness)
         # Bounded: one interval of updates at most a few hundred thousand small ints.
         if len(self._staleness) < 1_000_000:
             self._staleness.extend(staleness)

@@ -73,9 +73,9 @@ def tell_actors_to_stop(
     while time.monotonic() < deadline:
         if not sock.poll(50):
             continue
-        identity, frame, extra = recv_routed(sock)
+        identity, parts, extra = recv_routed(sock)
         try:
-            msg = decode([frame] if frame is not None and not extra else [], max_inflated)
+            msg = decode(parts if not extra else [], max_inflated)
         except CodecError:
             continue
         try_send(sock, Stop(run_id, getattr(msg, "actor_id", ""), reason), identity)

@@ -6,9 +6,12 @@ arrays are named, typed and shaped, and what they mean is up to the caller.
 
 from protocol.codec import CodecError, decode, encode, refusal
 from protocol.messages import (
+    MAX_BUNDLE,
     NORM_STATS,
     PROTOCOL_VERSION,
     WORK_STATS,
+    Answer,
+    Bundle,
     Episodes,
     Gradient,
     Heartbeat,
@@ -26,10 +29,13 @@ from protocol.messages import (
 from protocol.schema import ArraySpec, check_arrays
 
 __all__ = [
+    "MAX_BUNDLE",
     "NORM_STATS",
     "PROTOCOL_VERSION",
     "WORK_STATS",
+    "Answer",
     "ArraySpec",
+    "Bundle",
     "CodecError",
     "Episodes",
     "Gradient",

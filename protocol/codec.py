@@ -27,7 +27,14 @@ import msgpack
 import numpy as np
 
 from protocol.compression import CODECS, CompressionError, compress, decompress
-from protocol.messages import MESSAGE_TYPES, PROTOCOL_VERSION, Message, Refused
+from protocol.messages import (
+    MAX_BUNDLE,
+    MESSAGE_TYPES,
+    PROTOCOL_VERSION,
+    Bundle,
+    Message,
+    Refused,
+)
 from protocol.wire import (
     COMPRESSIBLE_KINDS,
     HALF_ENCODINGS,
@@ -279,11 +286,27 @@ def _check_version(header: dict) -> None:
 
 
 def decode(frames: Sequence[Any], max_inflated: int = MAX_INFLATED_BYTES) -> Message:
-    """Decode and structurally validate a message (a list of its one frame). Raises
-    `CodecError`."""
-    if len(frames) != 1:
-        raise CodecError("bad_frames", f"{len(frames)} frames, a message is one")
-    buf = _buffer(frames[0])
+    """Decode and structurally validate a message: a list of its one frame, or a relay's
+    bundle (its header frame, then as many frames as it counts, each a message of its own,
+    left for the receiver to decode). Raises `CodecError`."""
+    if not frames:
+        raise CodecError("bad_frames", "no frame")
+    try:
+        msg = _decode_frame(frames[0], max_inflated)
+    except CodecError:
+        if len(frames) > 1:  # several frames are a bundle or nothing
+            raise CodecError("bad_frames", f"{len(frames)} frames, not a bundle") from None
+        raise
+    follow = len(frames) - 1
+    if isinstance(msg, Bundle) and 0 < msg.count == follow <= MAX_BUNDLE:
+        return msg
+    if follow or isinstance(msg, Bundle):
+        raise CodecError("bad_frames", f"{msg.TYPE} with {follow} frames after it")
+    return msg
+
+
+def _decode_frame(frame: Any, max_inflated: int) -> Message:
+    buf = _buffer(frame)
     header, end = _unpack_header(buf)
     if set(header) != {"v", "t", "f", "a"}:
         raise CodecError("bad_header", "keys")

@@ -14,7 +14,10 @@ import numpy as np
 # 2: optional arrays (normalization moments and statistics), float64 arrays.
 # 3: array encodings (compressed, 16-bit floats), replies without weights, credit grants.
 # 4: one frame per message, refusals every version reads, rejoin requests.
-PROTOCOL_VERSION = 4
+# 5: relays: bundles of their actors' messages, and the answer to each bundle.
+PROTOCOL_VERSION = 5
+MAX_BUNDLE = 256
+"""The most actor messages one bundle carries (each is a frame of its own after it)."""
 
 
 @dataclass
@@ -247,6 +250,40 @@ class Refused(Message):
 
 
 @dataclass
+class Bundle(Message):
+    """Relay -> learner: the messages of the relay's actors, folded into one. The header
+    frame is followed by `count` frames, each one actor message exactly as that actor
+    encoded it, so the learner checks every one as if it came direct."""
+
+    TYPE: ClassVar[str] = "bundle"
+    FIELDS: ClassVar[dict[str, type]] = {
+        "run_id": str,
+        "actor_id": str,
+        "seq": int,
+        "count": int,
+    }
+
+    run_id: str
+    actor_id: str
+    """The relay's own id (it said hello as this)."""
+    seq: int
+    """The relay's number for this bundle; the answer names it."""
+    count: int
+
+
+@dataclass
+class Answer(Weights):
+    """Learner -> relay: the reply to bundle `seq`, once all its work is taken or learned.
+    As Weights: the newest weights once per version (the relay fans them out to its
+    actors), else a version-only reply."""
+
+    TYPE: ClassVar[str] = "answer"
+    FIELDS: ClassVar[dict[str, type]] = {**Weights.FIELDS, "seq": int}
+
+    seq: int = 0
+
+
+@dataclass
 class StatusQuery(Message):
     """Anyone -> learner: what is your live state? Needs no handshake and joins nothing."""
 
@@ -279,5 +316,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Refused,
         StatusQuery,
         Status,
+        Bundle,
+        Answer,
     )
 }

@@ -99,19 +99,21 @@ def send_frames(sock: zmq.Socket, frames: list, identity: bytes | None = None) -
     return size
 
 
-def recv_routed(sock: zmq.Socket, flags: int = 0) -> tuple[bytes, zmq.Frame | None, int]:
-    """One message from a ROUTER: the sender's identity, its one frame (None if it sent
-    none) and how many frames past the first it sent, each released as soon as it is read,
-    so a peer's extra frames never pile up here."""
+def recv_routed(
+    sock: zmq.Socket, flags: int = 0, keep: int = 1
+) -> tuple[bytes, list[zmq.Frame], int]:
+    """One message from a ROUTER: the sender's identity, up to `keep` of its frames and how
+    many frames past those it sent, each released as soon as it is read, so a peer's extra
+    frames never pile up here (a relay's bundle is the one message of several frames)."""
     identity = sock.recv(flags, copy=False)
-    body, extra = None, 0
+    parts, extra = [], 0
     while sock.getsockopt(zmq.RCVMORE):
         part = sock.recv(copy=False)
-        if body is None:
-            body = part
+        if len(parts) < keep:
+            parts.append(part)
         else:
             extra += 1
-    return identity.bytes, body, extra
+    return identity.bytes, parts, extra
 
 
 def user_id(frame: zmq.Frame) -> str | None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from learner.config import LearnerConfig
 from learner.service import Learner
-from protocol import Gradient, Hello, Message, Rollout, Welcome, decode, encode
+from protocol import MAX_BUNDLE, Gradient, Hello, Message, Rollout, Welcome, decode, encode
 from tests.frames import quiet_rollout
 
 
@@ -32,10 +32,8 @@ class InProcessLearner:
 
     def deliver(self, identity: bytes, frames: list) -> None:
         """One message from the network, as the receive loop hands it on."""
-        if not frames:
-            self.learner._handle(identity, None, 0)
-        else:
-            self.learner._handle(identity, frames[0], len(frames) - 1)
+        keep = 1 + MAX_BUNDLE  # what the receive loop keeps of one message
+        self.learner._handle(identity, frames[:keep], max(0, len(frames) - keep))
 
     def send(self, identity: bytes, msg: Message) -> None:
         self.deliver(identity, [bytes(f) for f in encode(msg)])

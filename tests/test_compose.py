@@ -109,3 +109,55 @@ def test_dockerfile_uses_the_shared_constraints_and_the_cli():
     installed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile, re.M))
     assert copied == set(installed["packages"])  # the image holds the product, no more
+
+
+def relay_services(compose) -> tuple[dict, dict, dict]:
+    services = compose["services"]
+    return services["keygen-relay"], services["relay"], services["actor-relayed"]
+
+
+def test_the_relay_profile_puts_a_relay_between_the_learner_and_its_actors(compose):
+    keygen, relay, actors = relay_services(compose)
+    for service in (keygen, relay, actors):
+        assert service["profiles"] == ["relay"]
+    # a plain `up` starts what it always did
+    for name in ("keygen", "learner", "actor"):
+        assert "profiles" not in compose["services"][name]
+    assert relay["command"] == ["relay"] and actors["command"] == ["actor"]
+    assert relay["environment"]["A3C_LEARNER"] == "tcp://learner:5555"
+    bind_port = relay["environment"]["A3C_BIND"].rsplit(":", 1)[1]
+    assert actors["environment"]["A3C_LEARNER"] == f"tcp://relay:{bind_port}"
+    # --scale actor-relayed=N, and nothing outside the project reaches the relay
+    assert "container_name" not in actors and "ports" not in actors and "ports" not in relay
+    assert relay["depends_on"]["learner"]["condition"] == "service_started"
+    assert actors["depends_on"]["relay"]["condition"] == "service_started"
+    assert relay["image"] == actors["image"] == compose["services"]["learner"]["image"]
+    header = (ROOT / "docker-compose.yml").read_text().split("services:")[0]
+    assert "docker compose --profile relay up --scale actor=0 --scale actor-relayed=8" in header
+
+
+def test_keys_at_both_hops_of_the_relay(compose):
+    keygen, relay, actors = relay_services(compose)
+    # the second key set, made once as the first is, at the mount points keygen uses
+    first = compose["services"]["keygen"]
+    assert keygen["command"] == first["command"] and keygen["image"] == first["image"]
+    assert mounts(keygen) == {
+        "/keys/learner": ("relay-serve-keys", False),
+        "/keys/actor-1": ("relayed-actor-keys", False),
+    }
+    assert {"relay-serve-keys", "relayed-actor-keys"} <= set(compose["volumes"])
+    for service, keygens in ((relay, ("keygen", "keygen-relay")), (actors, ("keygen-relay",))):
+        for name in keygens:
+            assert service["depends_on"][name]["condition"] == "service_completed_successfully"
+    # to the learner the relay holds a pair the learner authorizes, and follows the actors
+    # when keys are off; to its actors, the server pair of the second set
+    hop_up = relay["environment"]["A3C_KEYS_DIR"]
+    assert hop_up == compose["services"]["actor"]["environment"]["A3C_KEYS_DIR"]
+    serve = relay["environment"]["A3C_SERVE_KEYS_DIR"]
+    assert mounts(relay) == {
+        default(hop_up): ("actor-keys", True),
+        serve: ("relay-serve-keys", True),
+    }
+    # relayed actors hold the second set's actor pair alone: nothing the learner accepts
+    keys = actors["environment"]["A3C_KEYS_DIR"]
+    assert mounts(actors) == {keys: ("relayed-actor-keys", True)}

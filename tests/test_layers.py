@@ -2,6 +2,7 @@
 
 protocol (bytes, messages, sockets) and rlcore (networks, losses, envs) are the ground floor
 and know nothing of each other; actor and learner compose them and never import each other;
+the relay speaks the protocol both ways and knows no RL;
 a3c (the command line) is the top. Benchmarks and tests are outside the product.
 """
 
@@ -13,12 +14,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("protocol", "rlcore", "actor", "learner", "a3c")
+PACKAGES = ("protocol", "rlcore", "actor", "learner", "relay", "a3c")
 ALLOWED = {
     "protocol": {"protocol"},
     "rlcore": {"rlcore"},
     "actor": {"actor", "protocol", "rlcore"},
     "learner": {"learner", "protocol", "rlcore"},
+    "relay": {"relay", "protocol"},
     "a3c": set(PACKAGES),
 }
 OUTSIDE = {"benchmarks", "tests"}

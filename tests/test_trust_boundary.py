@@ -127,7 +127,7 @@ def test_another_connection_cannot_speak_for_an_actor(data_learner):
 
 
 @pytest.mark.parametrize(
-    ("version", "expected"), [(3, "stop"), (5, "refused"), (PROTOCOL_VERSION + 1, "refused")]
+    ("version", "expected"), [(3, "stop"), (4, "refused"), (PROTOCOL_VERSION + 1, "refused")]
 )
 def test_a_hello_of_another_version_gets_a_refusal_it_can_read(
     grad_learner, monkeypatch, version, expected
