@@ -150,9 +150,9 @@ class Relay:
             self.fanout_replies += 1
 
     def _grant(self, joined) -> int:
-        """Work an actor may keep in flight here: enough to cover the bundle's round trip
-        to the learner, within what the learner allows any actor."""
-        return min(joined.link.max_credit, max(joined.link.max_outstanding, self.up.credit))
+        """Work an actor may keep in flight here: the floor every actor has. Its link to
+        the relay is short, and more in flight would only age the work it sends."""
+        return joined.link.max_outstanding
 
     def _lose_in_flight(self, why: str) -> None:
         """Bundles the learner will not answer: their actors are asked to say hello again,

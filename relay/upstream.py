@@ -32,6 +32,7 @@ from protocol.security import ClientKeys
 from protocol.sockets import connect_dealer
 
 log = logging.getLogger(__name__)
+MAX_IN_FLIGHT = 2
 
 
 class LearnerRefusedRelay(Exception):
@@ -96,7 +97,10 @@ class Upstream:
         return self.joined is None and now - self.last_hello >= wait
 
     def can_send(self) -> bool:
-        return self.joined is not None and len(self.inflight) < max(1, self.credit)
+        """Room for another bundle: two in flight keep the learner busy while the next one
+        fills, and the fewer in flight, the more each folds (fewer messages to the learner)."""
+        limit = min(MAX_IN_FLIGHT, max(1, self.credit))
+        return self.joined is not None and len(self.inflight) < limit
 
     def send_bundle(self, frames: list, work: list[tuple[str, float]]) -> bool:
         """One bundle of its actors' frames (each as its actor encoded it)."""

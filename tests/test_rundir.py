@@ -95,8 +95,8 @@ def in_process_learner(tmp_path):
     for sig, handler in handlers.items():
         signal.signal(sig, handler)
     for learner in made:  # a run that raised left its sockets open: term() would hang
-        if not learner.ctx.closed:
-            learner.ctx.destroy(linger=0)
+        if not learner.bound.ctx.closed:
+            learner.bound.ctx.destroy(linger=0)
 
 
 def _failing_saves(monkeypatch, fail) -> list[bool]:

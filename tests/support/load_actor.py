@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import deque
 
 import numpy as np
 import zmq
@@ -21,6 +22,8 @@ class LoadActor(threading.Thread):
         self.ctx, self.address, self.index, self.stop = ctx, address, index, stop
         self.replies = 0
         self.sent = 0
+        self.latencies: deque[float] = deque(maxlen=2000)
+        """Seconds from an update to this actor holding its weights (one clock: same host)."""
 
     def run(self) -> None:
         sock = self.ctx.socket(zmq.DEALER)
@@ -52,6 +55,8 @@ class LoadActor(threading.Thread):
                 continue
             msg = decode(sock.recv_multipart())
             if isinstance(msg, Weights):
+                if msg.weights is not None and msg.version > version:
+                    self.latencies.append(time.time() - msg.stamp)
                 version, credit = msg.version, credit + 1
                 self.replies += 1
             elif isinstance(msg, Stop):
