@@ -557,6 +557,49 @@ def load(d: dict) -> str:
     )
 
 
+def scale(d: dict) -> str:
+    """Light actors straight to the learner and through relays, in one run."""
+    rows = [
+        [
+            r["case"],
+            f"{r['env_steps_per_second']:,.0f}",
+            f"{r['learner_cpu_s_per_1k_steps']:.4f}",
+            f"{r['learner_messages_per_second']:,.0f}",
+            f"{r['learner_messages_per_1k_steps']:.1f}",
+            f"{r['learner_bytes_sent_per_version']:,}",
+            num(r["latency_ms_median"], 1),
+            num(r["staleness_mean"], 1),
+        ]
+        for r in d["rows"]
+    ]
+    header = (
+        "case|env steps/s|learner CPU s per 1k steps|learner messages/s|learner messages per "
+        "1k steps|learner bytes sent per weights version|update to actor, ms (median)|staleness"
+    )
+    q = d["relayed_over_direct"]
+    actors = d["rows"][0]["actors"]
+    ratio = (
+        f"\n\n{actors} light actors in each case, {d['rows'][0]['seconds']:.0f} s measured. "
+        f"Through relays, over direct: bytes per weights version "
+        f"{q['learner_bytes_sent_per_version']:.3f}x, messages per 1k env steps "
+        f"{q['learner_messages_per_1k_steps']:.3f}x, env steps/s "
+        f"{q['env_steps_per_second']:.2f}x, learner CPU per env step "
+        f"{q['learner_cpu_s_per_1k_steps']:.2f}x."
+    )
+    return table(header, rows) + ratio + "\n\n" + provenance(d, "scale.json")
+
+
+def relay_learning(d: dict) -> str:
+    """CartPole to 475 straight to the learner and through relays, per mode."""
+    rows = [
+        [r["mode"], r["case"], r["solved"], steps(r["env_steps_median"]),
+         f"{steps(r['env_steps_min'])}–{steps(r['env_steps_max'])}", f"{r['wall_median']:.1f}"]
+        for r in d["summary"]
+    ]  # fmt: skip
+    header = "mode|case|solved|env steps to 475, median|range|wall s, median"
+    return table(header, rows) + "\n\n" + provenance(d, "relay_learning.json")
+
+
 def probe(d: dict) -> str:
     s, t = d["status"], d["import_torch"]
     return (
@@ -628,6 +671,8 @@ def _json(path: str, fn: Callable[[dict], str]) -> tuple[str, Renderer]:
 
 
 RENDERERS: dict[str, tuple[str, Renderer]] = {
+    "scale": _json("scale.json", scale),
+    "relay-learning": _json("relay_learning.json", relay_learning),
     "headline": _json("learning.json", headline),
     "learning": _json("learning.json", learning),
     "time-to-solve": _json("time_to_solve.json", time_to_solve),

@@ -41,7 +41,7 @@ from protocol.exporter import serve_metrics
 from protocol.security import ClientKeys, Guard
 from protocol.sockets import bind_router, recv_routed, try_send, user_id
 from relay import metrics
-from relay.members import Member, Members
+from relay.members import CAPACITY, Member, Members
 from relay.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,8 @@ class Relay:
         self.pending: list[tuple[object, tuple[str, float] | None]] = []
         """Frames waiting to go up, each with its work entry (actor id, when received)."""
         self.stop_reason: str | None = None
+        self.held: dict[bytes, tuple[str, Hello]] = {}
+        """Hellos that came before this relay joined the learner, by connection."""
         self.lost_in_flight = self.env_steps = self.fanout_replies = 0
         self.started = self._published = time.monotonic()
         self.exporter = serve_metrics(cfg.metrics_port) if cfg.metrics_port is not None else None
@@ -120,6 +122,9 @@ class Relay:
             self._on_answer(msg)
         elif isinstance(msg, Welcome):
             self._lose_in_flight("the learner welcomed this relay again")
+            held, self.held = self.held, {}
+            for identity, (key, hello) in held.items():
+                self._on_hello(identity, key, hello)
         elif isinstance(msg, Rejoin):
             self._lose_in_flight(f"the learner asked this relay to rejoin ({msg.reason[:80]})")
             self.up.hello()
@@ -218,7 +223,12 @@ class Relay:
     def _on_hello(self, identity: bytes, key: str, msg: Hello) -> None:
         joined = self.up.joined
         if joined is None:
-            self.dropped["not_joined"] += 1  # the actor asks again, backing off
+            # Answered once this relay joins, rather than after the actor's back-off; one
+            # hello per connection, and no more than the members this relay may hold.
+            if identity in self.held or len(self.held) < CAPACITY:
+                self.held[identity] = (key, msg)
+            else:
+                self.dropped["not_joined"] += 1
             return
         member = self.members.admit(identity, key, msg)
         if member is None:

@@ -30,9 +30,11 @@ class LoadActor(threading.Thread):
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(self.address)
         actor_id = f"load-{self.index}"
-        sock.send_multipart(encode(Hello(actor_id, "load", self.index)))
-        welcome = None
+        welcome, asked = None, 0.0
         while welcome is None and not self.stop.is_set():
+            if time.monotonic() - asked > 2.0:  # ask again, as actors do, until answered
+                sock.send_multipart(encode(Hello(actor_id, "load", self.index)))
+                asked = time.monotonic()
             if sock.poll(500):
                 msg = decode(sock.recv_multipart())
                 welcome = msg if isinstance(msg, Welcome) else None
