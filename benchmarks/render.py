@@ -589,15 +589,15 @@ def scale(d: dict) -> str:
     return table(header, rows) + ratio + "\n\n" + provenance(d, "scale.json")
 
 
-def relay_learning(d: dict) -> str:
-    """CartPole to 475 straight to the learner and through relays, per mode."""
+def relay_learning(d: dict, name: str = "relay_learning.json") -> str:
+    """A task to its target straight to the learner and through relays, per mode."""
     rows = [
         [r["mode"], r["case"], r["solved"], steps(r["env_steps_median"]),
          f"{steps(r['env_steps_min'])}–{steps(r['env_steps_max'])}", f"{r['wall_median']:.1f}"]
         for r in d["summary"]
     ]  # fmt: skip
-    header = "mode|case|solved|env steps to 475, median|range|wall s, median"
-    return table(header, rows) + "\n\n" + provenance(d, "relay_learning.json")
+    header = "mode|case|solved|env steps to the target, median|range|wall s, median"
+    return table(header, rows) + "\n\n" + provenance(d, name)
 
 
 def probe(d: dict) -> str:
@@ -670,9 +670,11 @@ def _json(path: str, fn: Callable[[dict], str]) -> tuple[str, Renderer]:
     return path, lambda results: fn(json.loads((results / path).read_text()))
 
 
+MINATAR_RELAYED = "relay_learning_MinAtar-Breakout-v1.json"
 RENDERERS: dict[str, tuple[str, Renderer]] = {
     "scale": _json("scale.json", scale),
     "relay-learning": _json("relay_learning.json", relay_learning),
+    "relay-learning-minatar": _json(MINATAR_RELAYED, lambda d: relay_learning(d, MINATAR_RELAYED)),
     "headline": _json("learning.json", headline),
     "learning": _json("learning.json", learning),
     "time-to-solve": _json("time_to_solve.json", time_to_solve),
