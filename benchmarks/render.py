@@ -558,7 +558,20 @@ def load(d: dict) -> str:
 
 
 def scale(d: dict) -> str:
-    """Light actors straight to the learner and through relays, in one run."""
+    """Light actors straight to the learner and through relays, in one run; then, if run,
+    the same with the learner across an emulated link."""
+    text = _scale_part(d)
+    link = d.get("across_link")
+    if link is not None:
+        shown = f"{link['link']['mbit']:g} Mbit/s and {link['link']['rtt_ms']:.0f} ms round trip"
+        text += (
+            f"\n\nThe learner across an emulated {link['link']['profile']} link (measured "
+            f"{shown}), relays beside their actors:\n\n" + _scale_part(link)
+        )
+    return text + "\n\n" + provenance(d, "scale.json")
+
+
+def _scale_part(d: dict) -> str:
     rows = [
         [
             r["case"],
@@ -577,16 +590,14 @@ def scale(d: dict) -> str:
         "1k steps|learner bytes sent per weights version|update to actor, ms (median)|staleness"
     )
     q = d["relayed_over_direct"]
-    actors = d["rows"][0]["actors"]
-    ratio = (
-        f"\n\n{actors} light actors in each case, {d['rows'][0]['seconds']:.0f} s measured. "
-        f"Through relays, over direct: bytes per weights version "
+    return table(header, rows) + (
+        f"\n\n{d['rows'][0]['actors']} light actors in each case, {d['rows'][0]['seconds']:.0f} s "
+        f"measured. Through relays, over direct: bytes per weights version "
         f"{q['learner_bytes_sent_per_version']:.3f}x, messages per 1k env steps "
         f"{q['learner_messages_per_1k_steps']:.3f}x, env steps/s "
         f"{q['env_steps_per_second']:.2f}x, learner CPU per env step "
         f"{q['learner_cpu_s_per_1k_steps']:.2f}x."
     )
-    return table(header, rows) + ratio + "\n\n" + provenance(d, "scale.json")
 
 
 def relay_learning(d: dict, name: str = "relay_learning.json") -> str:

@@ -15,11 +15,15 @@ staleness.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import statistics
 import subprocess
+import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.request import urlopen
 
@@ -39,11 +43,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def scrape(port: int) -> dict[str, float]:
+def scrape(url: str) -> dict[str, float]:
     """The learner's unlabelled samples, parsed by the Prometheus client's own parser."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    text = urlopen(url, timeout=10).read().decode()
     return {
         s.name: s.value
         for family in text_string_to_metric_families(text)
@@ -60,22 +64,38 @@ def relay_bundles(addresses: list[str]) -> int:
     return sum(query(address, 10.0)["bundles"] for address in addresses)
 
 
+@dataclass(frozen=True)
+class Net:
+    """Where the learner binds and how the others reach it: all on loopback, or the learner
+    across an emulated link (tests/support/netlink.py) from the actors' namespace."""
+
+    bind: str
+    reach: str
+    """The address relays and direct actors connect to."""
+    metrics_host: str = "127.0.0.1"
+    wrap: tuple[str, ...] = ()
+    """What runs the learner in its namespace."""
+
+
 class Case:
     """One learner, optionally relays, and the light actors, measured over a window."""
 
-    def __init__(self, actors: int, relays: int, port: int):
+    def __init__(self, actors: int, relays: int, port: int, net: Net | None = None):
         self.actors, self.relays, self.port = actors, relays, port
-        self.learner_at = f"tcp://127.0.0.1:{port}"
-        self.metrics_port = port + 1
+        loopback = f"tcp://127.0.0.1:{port}"
+        self.net = net or Net(loopback, loopback)
+        self.learner_at = self.net.reach
+        self.metrics_url = f"http://{self.net.metrics_host}:{port + 1}/metrics"
         self.relay_at = [f"tcp://127.0.0.1:{port + 2 + i}" for i in range(relays)]
         self.procs: list[subprocess.Popen] = []
 
     def start(self, run_dir: Path) -> subprocess.Popen:
         args = launch.learner_args(
-            "gradient", self.learner_at, run_dir, "--target-return", "1e9",
-            "--max-staleness", "1000000", "--metrics-port", str(self.metrics_port),
+            "gradient", self.net.bind, run_dir, "--target-return", "1e9", "--insecure",
+            "--max-staleness", "1000000", "--metrics-port", str(self.port + 1),
         )  # fmt: skip
-        learner = subprocess.Popen([*launch.A3C, *args], cwd=launch.ROOT, **QUIET)
+        cmd = [*self.net.wrap, *launch.A3C, *args]
+        learner = subprocess.Popen(cmd, cwd=launch.ROOT, **QUIET)
         self.procs.append(learner)
         for i, bind in enumerate(self.relay_at):
             relay = ["relay", "--learner", self.learner_at, "--bind", bind, "--relay-id", f"r{i}"]
@@ -97,8 +117,8 @@ class Case:
                 proc.wait()
 
 
-def measure(actors: int, relays: int, seconds: float, port: int) -> dict:
-    case = Case(actors, relays, port)
+def measure(actors: int, relays: int, seconds: float, port: int, net: Net | None = None) -> dict:
+    case = Case(actors, relays, port, net)
     with launch.run_dir() as run_dir:
         learner = case.start(run_dir)
         ctx, stop = zmq.Context(), threading.Event()
@@ -120,11 +140,11 @@ def _window(case: Case, learner, threads: list[LoadActor], seconds: float) -> di
     while min(t.replies for t in threads) == 0 and time.monotonic() < deadline:
         time.sleep(0.5)  # every actor served once: the start-up is not measured
     time.sleep(2.0)
-    first, cpu0, sent0 = scrape(case.metrics_port), cpu_seconds(learner.pid), _sent(case, threads)
+    first, cpu0, sent0 = scrape(case.metrics_url), cpu_seconds(learner.pid), _sent(case, threads)
     for t in threads:
         t.latencies.clear()
     time.sleep(seconds)
-    last, cpu1, sent1 = scrape(case.metrics_port), cpu_seconds(learner.pid), _sent(case, threads)
+    last, cpu1, sent1 = scrape(case.metrics_url), cpu_seconds(learner.pid), _sent(case, threads)
     steps = last["a3c_env_steps_total"] - first["a3c_env_steps_total"]
     versions = last["a3c_weights_version"] - first["a3c_weights_version"]
     count = last["a3c_staleness_updates_count"] - first["a3c_staleness_updates_count"]
@@ -176,17 +196,56 @@ def ratios(direct: dict, relayed: dict) -> dict:
     return {k: round(relayed[k] / direct[k], 4) if direct[k] else None for k in keys}
 
 
+def both(actors: int, relays: int, seconds: float, port: int, net: Net | None = None) -> dict:
+    rows = [measure(actors, 0, seconds, port, net), measure(actors, relays, seconds, port, net)]
+    print_table(rows, COLUMNS)
+    out = {"rows": rows, "relayed_over_direct": ratios(rows[0], rows[1])}
+    print("relayed / direct:", out["relayed_over_direct"], flush=True)
+    return out
+
+
+def across(profile: str, actors: int, relays: int, seconds: float) -> dict:
+    """Both cases with the learner across an emulated link: this script again, in the
+    actors' namespace (relays beside their actors), starting the learner in its own."""
+    from tests.support.netlink import LEARNER_PORT, PROFILES, Link
+
+    with Link(PROFILES[profile], tag="s") as link:
+        sizes = ("--actors", str(actors), "--relays", str(relays), "--seconds", str(seconds))
+        inner = link.in_actor_ns(sys.executable, "-m", "benchmarks.scale", "--inside", profile,
+                                 *sizes, "--port", str(LEARNER_PORT))  # fmt: skip
+        done = subprocess.run(inner, cwd=launch.ROOT, capture_output=True, text=True, check=True)
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        out["link"] = {"profile": profile, **link.check()}
+    return out
+
+
+def inside(profile: str, actors: int, relays: int, seconds: float, port: int) -> None:
+    from tests.support.netlink import LEARNER_IP, PROFILES, Link
+
+    link = Link(PROFILES[profile], tag="s")  # already up: only its addresses are used
+    net = Net(f"tcp://{LEARNER_IP}:{port}", link.actor_address, LEARNER_IP,
+              tuple(link.in_learner_ns()))  # fmt: skip
+    with contextlib.redirect_stdout(sys.stderr):
+        out = both(actors, relays, seconds, port, net)
+    print(json.dumps(out))
+
+
 @click.command(help=__doc__.split("\n\n")[0])
 @click.option("--actors", default=256, show_default=True, help="Light actors in each case.")
 @click.option("--relays", default=8, show_default=True, help="Relays in the relayed case.")
 @click.option("--seconds", default=20.0, show_default=True, help="Measured window per case.")
 @click.option("--port", default=5700, show_default=True, help="First of the ports used.")
-def main(actors: int, relays: int, seconds: float, port: int) -> None:
+@click.option("--link", type=click.Choice(["dc", "cloud", "wan"]), default=None,
+              help="Also both cases with the learner across this emulated link.")  # fmt: skip
+@click.option("--inside", default=None, hidden=True)
+def main(actors, relays, seconds, port, link, **kw) -> None:
+    if kw.get("inside"):
+        inside(kw["inside"], actors, relays, seconds, port)
+        return
     machine.show()
-    rows = [measure(actors, 0, seconds, port), measure(actors, relays, seconds, port + 50)]
-    print_table(rows, COLUMNS)
-    out = {"rows": rows, "relayed_over_direct": ratios(rows[0], rows[1])}
-    print("relayed / direct:", out["relayed_over_direct"])
+    out = both(actors, relays, seconds, port)
+    if link is not None:
+        out["across_link"] = across(link, actors, relays, seconds)
     results.write("scale.json", out)
 
 
