@@ -40,6 +40,7 @@ IMAGES = (
     "learning_LunarLander-v3.png",
     "learning_HalfCheetah-v5.png",
     "network.png",
+    "scale.png",
     "spaces_memory.png",
 )
 

@@ -230,6 +230,38 @@ def inside(profile: str, actors: int, relays: int, seconds: float, port: int) ->
     print(json.dumps(out))
 
 
+MEASURES = (
+    ("learner_bytes_sent_per_version", "bytes out\nper version"),
+    ("learner_messages_per_1k_steps", "messages\nper 1k steps"),
+    ("learner_cpu_s_per_1k_steps", "learner CPU\nper step"),
+    ("env_steps_per_second", "env steps/s"),
+)
+
+
+def plot(out: dict, path: Path) -> None:
+    """Through relays over direct, per measure, on loopback and across the link (log scale:
+    the learner's costs fall by tens, throughput moves by a few percent)."""
+    from benchmarks.harness.plots import pyplot, save
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    parts = [("loopback", out)] + ([("across the link", out["across_link"])]
+                                   if "across_link" in out else [])  # fmt: skip
+    width = 0.8 / len(parts)
+    for i, (label, part) in enumerate(parts):
+        values = [part["relayed_over_direct"][k] for k, _ in MEASURES]
+        xs = [j + (i - (len(parts) - 1) / 2) * width for j in range(len(MEASURES))]
+        ax.bar(xs, values, width, label=label)
+    ax.axhline(1.0, color="gray", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(MEASURES)), [name for _, name in MEASURES])
+    actors, relays = out["rows"][1]["actors"], out["rows"][1]["relays"]
+    ax.set_ylabel("through relays / direct")
+    ax.set_title(f"{actors} light actors, direct against {relays} relays")
+    ax.legend()
+    save(fig, path, dpi=110)
+
+
 @click.command(help=__doc__.split("\n\n")[0])
 @click.option("--actors", default=256, show_default=True, help="Light actors in each case.")
 @click.option("--relays", default=8, show_default=True, help="Relays in the relayed case.")
@@ -247,6 +279,7 @@ def main(actors, relays, seconds, port, link, **kw) -> None:
     if link is not None:
         out["across_link"] = across(link, actors, relays, seconds)
     results.write("scale.json", out)
+    plot(out, results.path("scale.png"))
 
 
 if __name__ == "__main__":
