@@ -28,6 +28,8 @@ class ActorInfo:
     """The connection and weights version of the last welcome: one per version each."""
     key: str = ""
     """The CURVE public key it joined with (z85; "" without keys): its id belongs to it."""
+    relay: bool = False
+    """A relay (it has sent a bundle): a peer that serves actors, not an actor."""
     via: str | None = None
     """The relay this actor's messages come through (None: it talks to the learner)."""
     folds: deque = field(default_factory=deque)
@@ -118,4 +120,5 @@ class ActorRegistry:
         log.info("actor %s left", info.actor_id)
 
     def connected(self) -> list[ActorInfo]:
-        return [a for a in self.actors.values() if not a.gone]
+        """The actors heard from lately (relays are peers that serve actors, not counted)."""
+        return [a for a in self.actors.values() if not a.gone and not a.relay]

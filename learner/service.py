@@ -77,7 +77,7 @@ class Learner:
         self.credit = CreditGrant(config.max_outstanding, config.max_credit, config.max_staleness)
         self.intake = INTAKES[config.mode](run, self.registry)
         self.replies = Replies(run, self.run_id, self.credit)
-        self.relays = Relays(self.registry, self.stats, self.max_inflated)
+        self.relays = Relays(self.registry, self.stats, self.intake.forget, self.max_inflated)
         self.stop_rule = StopRule(run)
         self._handlers = self._message_handlers()
         self._received = time.monotonic()
@@ -237,7 +237,7 @@ class Learner:
         info, rejoin = self.gate.sender(identity, key, msg, self.run_id)
         if rejoin is not None:
             self._send(Rejoin(msg.run_id, rejoin), identity)
-        return info
+        return self.relays.direct(info)
 
     def _run(self, handler, info: ActorInfo, msg: Message) -> None:
         try:
@@ -251,8 +251,7 @@ class Learner:
         relay = self._sender(identity, key, msg)
         if relay is not None:
             run = lambda info, inner: self._run(self._handlers[type(inner)], info, inner)  # noqa: E731
-            for fold in self.relays.handle(relay, msg, frames, self._received, run):
-                self._answer_relay(fold)
+            self._answer_relays(self.relays.handle(relay, msg, frames, self._received, run))
 
     def _return_credit(self, info: ActorInfo, msg: Message, reason: str) -> None:
         """A known actor's work that was dropped is still answered, or its credit would be
@@ -264,7 +263,7 @@ class Learner:
     def _on_hello(self, identity: bytes, key: str, msg: Hello) -> None:
         info = self.gate.admit(identity, key, msg, self.updater.version)
         if info is not None:
-            self.relays.rejoined(info, self.intake.forget)
+            self._answer_relays(self.relays.rejoined(info))
             self._send(self.replies.welcome(info), info.identity)
 
     def _send(self, msg: Message, identity: bytes) -> int:
@@ -285,15 +284,14 @@ class Learner:
 
     def _reply_weights(self, info: ActorInfo, received: float) -> None:
         if info.via is not None:  # its relay answers it, once the bundle is answered
-            fold = self.relays.settle(info)
-            if fold is not None:
-                self._answer_relay(fold)
+            self._answer_relays(self.relays.settle(info))
             return
         self._send_weights(info, self.replies.weights(info, received))
 
-    def _answer_relay(self, fold: Fold) -> None:
-        reply = self.replies.weights(fold.relay, fold.received)
-        self._send_weights(fold.relay, Answer(**vars(reply), seq=fold.seq))
+    def _answer_relays(self, folds: list[Fold]) -> None:
+        for fold in folds:
+            reply = self.replies.weights(fold.relay, fold.received)
+            self._send_weights(fold.relay, Answer(**vars(reply), seq=fold.seq))
 
     def _send_weights(self, info: ActorInfo, reply: Message) -> None:
         if self._send(reply, info.identity) and reply.weights is not None:
@@ -316,7 +314,6 @@ class Learner:
 
     def _on_leave(self, info: ActorInfo, msg: Stop) -> None:
         self.intake.forget(info.actor_id, "left")
-        for fold in self.relays.release(info):
-            self._answer_relay(fold)
+        self._answer_relays(self.relays.release(info))
         self.registry.leave(info)
         log.info("actor %s left: %r", info.actor_id, msg.reason[:80])

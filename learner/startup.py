@@ -57,18 +57,18 @@ def prepare(cfg: LearnerConfig) -> RunParts:
     wire = WireFormat(cfg.wire_compress, wire_floats(cfg.wire_dtype, spec.discrete))
     try:
         updater = Updater(spec, cfg.hp, cfg.seed, cfg.device)
-        settings = welcome_settings(cfg, spec, wire)
+        limit = cfg.max_message_bytes or max_work_bytes(spec, cfg.hp, updater.num_params)
+        settings = welcome_settings(cfg, spec, wire, limit)
     except ValueError as exc:  # settings that do not fit this env's spaces
         raise LearnerStartError(str(exc)) from None
     norm = NormStats(cfg.hp, int(np.prod(spec.obs_shape)))
-    limit = cfg.max_message_bytes or max_work_bytes(spec, cfg.hp, updater.num_params)
     refuse_open_bind(cfg)  # before the run directory is touched
     rundir = RunDir(cfg.run_dir)
     stats = _open_run_dir(rundir, cfg, wire, updater, norm)
     return RunParts(cfg, spec, target, wire, settings, updater, norm, stats, rundir, limit)
 
 
-def welcome_settings(cfg: LearnerConfig, spec: EnvSpec, wire: WireFormat) -> dict:
+def welcome_settings(cfg: LearnerConfig, spec: EnvSpec, wire: WireFormat, limit: int) -> dict:
     """What the run trains on and how the link is used: two typed halves of one map, each
     of which an actor reads back."""
     run = RunSettings(cfg.mode, cfg.env, spec, cfg.hp, cfg.seed)
@@ -79,6 +79,8 @@ def welcome_settings(cfg: LearnerConfig, spec: EnvSpec, wire: WireFormat) -> dic
         cfg.max_credit,
         cfg.heartbeat_interval,
         cfg.heartbeat_timeout,
+        limit,
+        cfg.hp.rollout_len * cfg.hp.num_envs,
     )
     return {**run.to_dict(), **link.to_dict()}
 

@@ -30,6 +30,11 @@ class LinkSettings:
     what it can take, in each reply)."""
     heartbeat_interval: float
     heartbeat_timeout: float
+    max_message_bytes: int
+    """The learner's limit on one message: a peer that sends a larger one is cut off (a
+    relay keeps such a message from its actors rather than lose its link)."""
+    work_steps: int
+    """Env steps each work message carries (a relay counts its actors' steps by it)."""
 
     def __post_init__(self):
         if not 1 <= self.max_outstanding <= self.max_credit:
@@ -37,6 +42,9 @@ class LinkSettings:
                 f"max_outstanding {self.max_outstanding} and max_credit {self.max_credit} "
                 "must satisfy 1 <= max_outstanding <= max_credit"
             )
+        for name in ("max_message_bytes", "work_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
         for name in ("heartbeat_interval", "heartbeat_timeout"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -49,6 +57,8 @@ class LinkSettings:
             "wire": {**self.wire.to_dict(), "frame_once": self.frame_once},
             "heartbeat_interval": self.heartbeat_interval,
             "heartbeat_timeout": self.heartbeat_timeout,
+            "max_message_bytes": self.max_message_bytes,
+            "work_steps": self.work_steps,
         }
 
     @classmethod
@@ -65,6 +75,8 @@ class LinkSettings:
             max_credit=_read(d, "max_credit", int),
             heartbeat_interval=_read(d, "heartbeat_interval", float),
             heartbeat_timeout=_read(d, "heartbeat_timeout", float),
+            max_message_bytes=_read(d, "max_message_bytes", int),
+            work_steps=_read(d, "work_steps", int),
         )
 
 

@@ -23,6 +23,8 @@ class Member:
     """The newest weights version this actor was sent (-1: none yet)."""
     outstanding: int = 0
     """Its work messages not yet answered."""
+    waiting: int = 0
+    """Its other messages waiting here to go up (relay.service.MAX_WAITING)."""
     env_steps: int = 0
     last_seen: float = field(default_factory=time.monotonic)
 

@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 WORK = (Gradient, Rollout)
 FORWARDED = (*WORK, Episodes, Stop, Heartbeat)
 EXIT_REFUSED = 3
+MAX_WAITING = 64
+"""An actor's messages other than work (heartbeats, episode reports) waiting here to go up:
+work is bounded by its credit, these by this, however slowly the learner answers."""
 
 
 @dataclass
@@ -71,8 +74,8 @@ class Relay:
         self.guard = Guard(self.up.ctx, cfg.guard_keys) if cfg.guard_keys is not None else None
         self.sock, self.endpoint = bind_router(self.up.ctx, cfg.bind, self.guard)
         self.members = Members(self.dropped)
-        self.pending: list[tuple[object, tuple[str, float] | None]] = []
-        """Frames waiting to go up, each with its work entry (actor id, when received)."""
+        self.pending: list[tuple[object, Member, float | None]] = []
+        """Frames waiting to go up, each with its actor and, for work, when it came."""
         self.stop_reason: str | None = None
         self.held: dict[bytes, tuple[str, Hello]] = {}
         """Hellos that came before this relay joined the learner, by connection."""
@@ -132,7 +135,7 @@ class Relay:
             self._on_learner_stop(msg)
 
     def _on_answer(self, msg: Answer) -> None:
-        flight = self.up.inflight.pop(msg.seq, None)
+        flight = self.up.answered(msg.seq)
         if flight is None:
             self.dropped["unknown_answer"] += 1
             return
@@ -163,8 +166,10 @@ class Relay:
         """Bundles the learner will not answer: their actors are asked to say hello again,
         and the loss is counted."""
         lost = [w for f in self.up.inflight.values() for w in f.work]
-        lost += [w for _, w in self.pending if w is not None]
+        lost += [(m.actor_id, t) for _, m, t in self.pending if t is not None]
         self.up.inflight.clear()
+        for _, member, _ in self.pending:
+            member.waiting = 0
         self.pending = []
         if lost:
             self.lost_in_flight += len(lost)
@@ -253,30 +258,41 @@ class Relay:
             if not isinstance(msg, Stop) and joined is not None:
                 self._send(Rejoin(msg.run_id, "earlier run: say hello"), identity)
             return
-        work = None
+        if len(frame) > joined.max_frame:
+            self.dropped["oversize"] += 1  # up, it would cut every actor's link off
+            return
+        received = None
         if isinstance(msg, WORK):
             if member.outstanding >= joined.link.max_credit:
                 self.dropped["over_credit"] += 1
                 return
             member.outstanding += 1
-            member.env_steps += msg.env_steps
-            self.env_steps += msg.env_steps
-            work = (member.actor_id, time.monotonic())
-        elif isinstance(msg, Heartbeat):
-            self._send(Heartbeat(joined.run_id, member.actor_id), identity)
-        elif isinstance(msg, Stop):
-            self.members.leave(member)
-        self.pending.append((frame, work))
+            if msg.env_steps == joined.work_steps:  # the learner refuses any other count
+                member.env_steps += msg.env_steps
+                self.env_steps += msg.env_steps
+            received = time.monotonic()
+        elif member.waiting >= MAX_WAITING:
+            self.dropped["queue_full"] += 1
+            return
+        else:
+            member.waiting += 1
+            if isinstance(msg, Heartbeat):
+                self._send(Heartbeat(joined.run_id, member.actor_id), identity)
+            elif isinstance(msg, Stop):
+                self.members.leave(member)
+        self.pending.append((frame, member, received))
 
     def _flush(self) -> None:
         """Whatever waits goes up as one bundle whenever the learner has room for one: the
         longer its answers take, the more each bundle folds."""
         while self.pending and self.up.can_send():
             batch = self.pending[:MAX_BUNDLE]
-            work = [w for _, w in batch if w is not None]
-            if not self.up.send_bundle([f for f, _ in batch], work):
+            work = [(m.actor_id, t) for _, m, t in batch if t is not None]
+            if not self.up.send_bundle([f for f, _, _ in batch], work):
                 return  # the learner's queue is full: they wait for the next round
             del self.pending[:MAX_BUNDLE]
+            for _, member, received in batch:
+                member.waiting -= received is None
 
     # ---- chores, status, exit ---------------------------------------------------------
 
@@ -290,9 +306,17 @@ class Relay:
             return
         self.up.heartbeat(now, joined.link.heartbeat_interval)
         silent = now - self.up.last_heard
+        timeout = joined.link.heartbeat_timeout
         # Work or heartbeats unanswered for the timeout: the learner is gone or restarted.
-        if silent > joined.link.heartbeat_timeout and self.up.last_sent > self.up.last_heard:
+        if silent > timeout and self.up.last_sent > self.up.last_heard:
             self._lose_in_flight(f"no answer from the learner for {silent:.0f}s")
+            self.up.hello()
+            return
+        # A learner that answers all else but one bundle lost it: the credit that bundle
+        # holds, here and its actors', would never come back.
+        waited = self.up.overdue(now, timeout)
+        if waited is not None:
+            self._lose_in_flight(f"a bundle unanswered for {waited:.0f}s")
             self.up.hello()
 
     def status(self) -> dict:

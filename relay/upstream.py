@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +33,10 @@ from protocol.security import ClientKeys
 from protocol.sockets import connect_dealer
 
 log = logging.getLogger(__name__)
+DEADLINE_FACTOR = 4.0
+"""A bundle unanswered for this many times the slowest recent answer (and at least the
+heartbeat timeout) was lost on the way: the learner's pace, as actors judge it
+(actor.credit)."""
 MAX_IN_FLIGHT = 2
 
 
@@ -51,6 +56,11 @@ class Joined:
     stamp: float
     weights: np.ndarray
     extras: dict = field(default_factory=dict)
+    work_steps: int = 0
+    """Env steps in each of this run's work messages."""
+    max_frame: int = 0
+    """The most bytes a message of this run's actors may take: the learner drops the link
+    of a peer that sends a larger frame, and a relay's link is all its actors'."""
 
 
 @dataclass
@@ -69,6 +79,8 @@ class Upstream:
         self.sock: zmq.Socket | None = None
         self.joined: Joined | None = None
         self.inflight: dict[int, InFlight] = {}
+        self.trips: deque[float] = deque(maxlen=32)
+        """Seconds from sending each of the last bundles to its answer."""
         self.credit = 2
         self.next_seq = 0
         self.attempt = 0
@@ -95,6 +107,22 @@ class Upstream:
         """Not joined, and the last hello went unanswered for long enough (backing off)."""
         wait = min(1.0 * 2 ** min(self.attempt, 4), 10.0)
         return self.joined is None and now - self.last_hello >= wait
+
+    def answered(self, seq: int) -> InFlight | None:
+        """The bundle `seq` names, no longer in flight (None: not one of this relay's)."""
+        flight = self.inflight.pop(seq, None)
+        if flight is not None:
+            self.trips.append(time.monotonic() - flight.sent)
+        return flight
+
+    def overdue(self, now: float, floor: float) -> float | None:
+        """How long the oldest bundle in flight has waited, once that is past its deadline
+        (answers that come slowly are a busy learner, one that never comes is lost)."""
+        if not self.inflight:
+            return None
+        waited = now - min(f.sent for f in self.inflight.values())
+        deadline = max(floor, DEADLINE_FACTOR * max(self.trips, default=0.0))
+        return waited if waited > deadline else None
 
     def can_send(self) -> bool:
         """Room for another bundle: two in flight keep the learner busy while the next one
@@ -157,6 +185,8 @@ class Upstream:
             msg.weights_stamp,
             np.array(msg.weights, copy=True),  # the frame it came in is released
             {k: np.array(v, copy=True) for k, v in msg.extras.items()},
+            link.work_steps,
+            link.max_message_bytes,
         )
         self.attempt = 0
         log.info("joined learner at %s (run %s)", self.address, msg.run_id)

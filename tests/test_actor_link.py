@@ -50,6 +50,8 @@ def welcome_parts(heartbeat_interval: float, heartbeat_timeout: float):
         "wire": {**PLAIN.to_dict(), "frame_once": False},
         "heartbeat_interval": heartbeat_interval,
         "heartbeat_timeout": heartbeat_timeout,
+        "max_message_bytes": 1 << 20,
+        "work_steps": hp.rollout_len * hp.num_envs,
     }
     return settings, get_flat_params(build_network(spec, hp))
 

@@ -26,7 +26,7 @@ RUN = RunSettings(
     Hyperparams(hidden=(32, 16), recurrent=True, lr=3e-4),
     7,
 )
-LINK = LinkSettings(WireFormat("zstd", "bfloat16"), True, 2, 16, 0.5, 4.0)
+LINK = LinkSettings(WireFormat("zstd", "bfloat16"), True, 2, 16, 0.5, 4.0, 1 << 20, 80)
 WIRE_SHAPE = {
     "mode",
     "env",
@@ -38,6 +38,8 @@ WIRE_SHAPE = {
     "wire",
     "heartbeat_interval",
     "heartbeat_timeout",
+    "max_message_bytes",
+    "work_steps",
 }
 
 
@@ -63,12 +65,14 @@ def test_the_halves_write_disjoint_keys_of_the_shape_actors_of_this_version_read
 def test_the_learner_builds_its_welcome_from_its_config():
     cfg = LearnerConfig(mode="gradient", env_id="CartPole-v1", run_dir="unused", seed=3)
     spec = EnvSpec((4,), num_actions=2)
-    settings = welcome_settings(cfg, spec, WireFormat("lz4", "float16"))
+    settings = welcome_settings(cfg, spec, WireFormat("lz4", "float16"), 1 << 20)
     run, link = RunSettings.from_dict(settings), LinkSettings.from_dict(settings)
     assert (run.mode, run.env, run.spec, run.hp, run.seed) == ("gradient", cfg.env, spec, cfg.hp, 3)
     assert link.wire == WireFormat("lz4", "float16") and link.frame_once == cfg.frame_once
     assert (link.max_outstanding, link.max_credit) == (cfg.max_outstanding, cfg.max_credit)
     assert link.heartbeat_timeout == cfg.heartbeat_timeout
+    assert link.max_message_bytes == 1 << 20
+    assert link.work_steps == cfg.hp.rollout_len * cfg.hp.num_envs
 
 
 def test_whole_numbers_are_taken_where_seconds_are_expected():
@@ -129,6 +133,9 @@ MALFORMED = [
     ("heartbeat_interval", _set("heartbeat_interval", 0.0), ValueError),
     ("heartbeat_timeout", _set("heartbeat_timeout", float("nan")), ValueError),
     ("heartbeat_timeout", _drop("heartbeat_timeout"), ValueError),
+    ("max_message_bytes", _drop("max_message_bytes"), ValueError),
+    ("max_message_bytes", _set("max_message_bytes", 0), ValueError),
+    ("work_steps", _set("work_steps", -5), ValueError),
 ]
 
 
