@@ -50,7 +50,8 @@ from protocol import (
     decode,
     encode,
 )
-from relay.service import MAX_WAITING, Relay, RelayConfig
+from relay.downstream import MAX_WAITING
+from relay.service import Relay, RelayConfig
 from tests.inproc import InProcessLearner
 from tests.test_fuzz import (
     FRAME_MUTATIONS,
@@ -800,9 +801,9 @@ class RelayRig:
         """One turn of the relay's loop (Relay.run), without its wait."""
         r = self.relay
         r._pump_upstream()
-        if r.sock.poll(0):
-            r._receive_burst()
-        r._flush()
+        if r.down.sock.poll(0):
+            r.down.receive_burst(r.status)
+        r.down.flush()
         r._chores()
 
     def turn_until(self, done, timeout: float = 5.0) -> None:
@@ -883,9 +884,9 @@ def test_an_actor_cannot_make_the_relay_hold_its_messages_without_bound(rig):
     for _ in range(500):
         a.send_multipart(beat)
         a.send_multipart(episodes)
-    rig.turn_until(lambda: rig.relay.dropped["queue_full"] + len(rig.relay.pending) == 1000)
+    rig.turn_until(lambda: rig.relay.dropped["queue_full"] + len(rig.relay.down.pending) == 1000)
     assert len(rig.relay.up.inflight) == 2 and rig.relay.dropped["queue_full"] > 0
-    assert len(rig.relay.pending) <= MAX_WAITING
+    assert len(rig.relay.down.pending) <= MAX_WAITING
 
 
 def test_a_bundle_the_learner_never_answers_does_not_hold_the_relay_forever(tmp_path):
@@ -940,11 +941,11 @@ def test_the_relay_counts_no_env_steps_the_learner_would_refuse(rig):
     a.send_multipart([rig.work("a-0", env_steps=-(2**62))])
     a.send_multipart([rig.work("a-0", env_steps=1)])
     rig.turn_until(lambda: rig.relay.up.inflight)
-    assert rig.relay.env_steps == 0 and rig.relay.members.by_id["a-0"].env_steps == 0
+    assert rig.relay.down.env_steps == 0 and rig.relay.down.members.by_id["a-0"].env_steps == 0
     a.send_multipart([rig.work("a-0")])
     rig.answer(0)
-    rig.turn_until(lambda: rig.relay.env_steps > 0)
-    assert rig.relay.env_steps == Target.of(rig.welcome, "a-0").work_steps
+    rig.turn_until(lambda: rig.relay.down.env_steps > 0)
+    assert rig.relay.down.env_steps == Target.of(rig.welcome, "a-0").work_steps
 
 
 # ---- the relay's actor side, fuzzed -----------------------------------------------------
@@ -965,9 +966,11 @@ class RelayHarness:
 
     def ensure_joined(self) -> None:
         for actor_id, identity in ((OWN, OWN_ID), (OTHER, OTHER_ID)):
-            member = self.relay.members.by_id.get(actor_id)
+            member = self.relay.down.members.by_id.get(actor_id)
             if member is None or member.identity != identity:
-                self.relay._on_actor_frames(identity, frames_of(Hello(actor_id, "h", 1)), 0)
+                self.relay.down.on_frames(
+                    identity, frames_of(Hello(actor_id, "h", 1)), 0, self.relay.status
+                )
 
     def target(self) -> Target:
         while self.relay.up.joined is None:  # it said hello again: the learner answers
@@ -982,7 +985,7 @@ class RelayHarness:
         if not fz.stranger:
             self.own.update(fz.frames)
         frames = fz.frames
-        self.relay._on_actor_frames(identity, frames[:1], max(0, len(frames) - 1))
+        self.relay.down.on_frames(identity, frames[:1], max(0, len(frames) - 1), self.relay.status)
         self.check()
 
     def learner_turn(self, c: Chooser) -> None:
@@ -1012,13 +1015,13 @@ class RelayHarness:
         r = self.relay
         assert "internal_error" not in r.dropped, r.dropped
         assert len(r.up.inflight) <= max(1, r.up.credit)
-        assert r.env_steps >= 0
-        waiting = Counter(id(m) for _, m, t in r.pending if t is None)
-        for member in r.members.by_id.values():
+        assert r.down.env_steps >= 0
+        waiting = Counter(id(m) for _, m, t in r.down.pending if t is None)
+        for member in r.down.members.by_id.values():
             assert 0 <= member.outstanding <= self.max_credit
             assert member.waiting == waiting[id(member)] <= MAX_WAITING
             assert member.env_steps >= 0
-        work = Counter(m.actor_id for _, m, t in r.pending if t is not None)
+        work = Counter(m.actor_id for _, m, t in r.down.pending if t is not None)
         assert all(n <= self.max_credit for n in work.values())
 
 
