@@ -92,6 +92,16 @@ class Relays:
             done += self.settle(info)
         return done
 
+    def evicted(self) -> list[Fold]:
+        """Actors the registry forgot for newcomers: their waiting work is dropped and the
+        bundles they were in are owed their answers (a relay must not wait for them)."""
+        done = []
+        while self.registry.evicted:
+            info = self.registry.evicted.pop()
+            self.forget(info.actor_id, "forgotten")
+            done += self.release(info)
+        return done
+
     def rejoined(self, info: ActorInfo) -> list[Fold]:
         """`info` said hello (its waiting work already dropped): it talks direct from now
         on, and the bundles it was in behind a relay are owed their answers now. If it is

@@ -48,6 +48,8 @@ class ActorRegistry:
         self.by_identity: dict[bytes, str] = {}
         """Which actor each connection speaks for: one id per connection."""
         self._next_index = 0
+        self.evicted: list[ActorInfo] = []
+        """Gone actors forgotten for newcomers, for the learner to settle what they left."""
 
     def get(self, actor_id: str) -> ActorInfo | None:
         return self.actors.get(actor_id)
@@ -68,7 +70,9 @@ class ActorRegistry:
                 gone = [a for a in self.actors.values() if a.gone]
                 if not gone:
                     return None
-                self.forget(min(gone, key=lambda a: a.last_seen))
+                victim = min(gone, key=lambda a: a.last_seen)
+                self.forget(victim)
+                self.evicted.append(victim)
             info = ActorInfo(actor_id, identity, self._next_index, host, pid, key=key)
             self._next_index += 1
             self.actors[actor_id] = info

@@ -705,11 +705,6 @@ def test_a_relay_cannot_grow_the_registry_past_its_bound(world):
     assert w.learner.stats.dropped["registry_full"] == 3 * MAX_BUNDLE - (300 - 7)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the registry forgets a gone actor for a newcomer without telling the intake or "
-    "the actor's relay (learner.registry); the relay gives the bundle up after its deadline",
-)
 def test_a_relayed_actor_forgotten_for_a_newcomer_still_settles_its_bundle(data_world):
     w = data_world
     w.deliver(b"RA", bundle_frames(w.run_id, RELAY_A, 1, [work_of(w, "a-0")]))
