@@ -34,6 +34,11 @@ VERBOSE = option("--verbose", "-v", is_flag=True, default=False, help="Debug log
 LEARNER_OPTIONS = [RUN[0], PRESET, *ALGORITHM, *RUN[1:], VERBOSE]
 
 
+def folder_option(name: str, help: str):
+    """An optional folder, such as a keys directory."""
+    return option(name, type=click.Path(file_okay=False), default=None, help=help)
+
+
 def hp_options() -> tuple[str, ...]:
     """The Hyperparams fields the command line sets (the others keep their defaults)."""
     return tuple(opt(lambda: None).__click_params__[0].name for opt in ALGORITHM)
@@ -162,11 +167,8 @@ def learner(verbose, **kw):
     help="Independent actor processes to run.",
 )
 @option("--seed", type=int, default=None, help="Base seed [default: the learner's seed].")
-@option(
-    "--keys-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="This actor's CURVE key pair and the learner's public key (a3c keygen).",
+@folder_option(
+    "--keys-dir", "This actor's CURVE key pair and the learner's public key (a3c keygen)."
 )
 @option(
     "--after-stop",
@@ -225,25 +227,19 @@ def actor(learner_address, workers, seed, keys_dir, after_stop, learner_timeout,
     show_default=True,
     help="Address this relay's actors connect to (as to a learner). Loopback by default.",
 )
-@option(
+@folder_option(
     "--keys-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="This relay's key pair for the learner and the learner's public key, as an "
-    "actor's (a3c keygen).",
+    "This relay's key pair for the learner and the learner's public key, as an actor's "
+    "(a3c keygen).",
 )
-@option(
+@folder_option(
     "--serve-keys-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="This relay's server pair for its own actors, as a learner's (a3c keygen): "
-    "encrypt, and accept only the authorized actors.",
+    "This relay's server pair for its own actors, as a learner's (a3c keygen): encrypt, "
+    "and accept only the authorized actors.",
 )
-@option(
+@folder_option(
     "--authorized-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Public keys of the actors to accept [default: SERVE_KEYS_DIR/authorized].",
+    "Public keys of the actors to accept [default: SERVE_KEYS_DIR/authorized].",
 )
 @option("--relay-id", default=None, help="This relay's id at the learner [default: relay-HOST].")
 @option(
