@@ -34,6 +34,18 @@ VERBOSE = option("--verbose", "-v", is_flag=True, default=False, help="Debug log
 LEARNER_OPTIONS = [RUN[0], PRESET, *ALGORITHM, *RUN[1:], VERBOSE]
 
 
+def learner_address(help: str):
+    """--learner, where an actor or a relay reaches the learner (or a relay): a list of
+    addresses, tried in turn."""
+    return option(
+        "--learner",
+        "learner_address",
+        default="tcp://127.0.0.1:5555",
+        show_default=True,
+        help=help + " A comma-separated list adds fallbacks, tried in turn.",
+    )
+
+
 def folder_option(name: str, help: str):
     """An optional folder, such as a keys directory."""
     return option(name, type=click.Path(file_okay=False), default=None, help=help)
@@ -151,14 +163,7 @@ def learner(verbose, **kw):
 
 
 @main.command()
-@option(
-    "--learner",
-    "learner_address",
-    default="tcp://127.0.0.1:5555",
-    show_default=True,
-    help="The learner's (or a relay's) address; everything else comes from its handshake. "
-    "A comma-separated list adds fallbacks, tried in turn.",
-)
+@learner_address("The learner's (or a relay's) address; everything else comes from its handshake.")
 @option(
     "--workers",
     type=click.IntRange(1, 1024),
@@ -214,13 +219,7 @@ def actor(learner_address, workers, seed, keys_dir, after_stop, learner_timeout,
 
 
 @main.command()
-@option(
-    "--learner",
-    "learner_address",
-    default="tcp://127.0.0.1:5555",
-    show_default=True,
-    help="The learner's address; a comma-separated list adds fallbacks, tried in turn.",
-)
+@learner_address("The learner's address.")
 @option(
     "--bind",
     default="tcp://127.0.0.1:5556",

@@ -22,6 +22,7 @@ from protocol import (
     decode,
 )
 from protocol.codec import encode
+from protocol.messages import version_advice
 from protocol.security import ClientKeys
 from protocol.sockets import connect_dealer
 from protocol.wire import PLAIN, WireFormat
@@ -36,16 +37,6 @@ class LearnerRefused(Exception):
 
 class LearnerUnreachable(Exception):
     """No learner answered a handshake for the time allowed."""
-
-
-def version_advice(theirs: int | None) -> str:
-    if theirs is None:
-        return "run the same a3c release on both sides"
-    if theirs < PROTOCOL_VERSION:
-        return "upgrade the learner"
-    if theirs > PROTOCOL_VERSION:
-        return "upgrade this actor"
-    return "both sides speak the same version"
 
 
 class LearnerLink:

@@ -13,10 +13,9 @@ from learner.errors import LearnerStartError
 from learner.exporting import start_exporter
 from learner.gate import load_guard
 from learner.rundir import RunDir
-from learner.startup import is_loopback
 from protocol.exporter import Exporter
 from protocol.security import Guard
-from protocol.sockets import ConnectionEvents, bind_router
+from protocol.sockets import ConnectionEvents, bind_router, is_loopback
 
 log = logging.getLogger(__name__)
 

@@ -201,7 +201,8 @@ class Learner:
                 self._on_bundle(identity, key, msg, parts[1:])
             else:
                 self._dispatch(identity, key, msg)
-            self._answer_relays(self.relays.evicted())
+            if self.registry.evicted:  # a gone actor forgotten for a newcomer
+                self._answer_relays(self.relays.evicted())
         except Exception:  # a message must never take the learner down
             kind = getattr(msg, "TYPE", "undecoded")
             self.stats.drop("internal_error", kind)

@@ -21,6 +21,7 @@ from learner.stats import RunStats
 from learner.updater import Updater
 from learner.validation import max_work_bytes
 from protocol.link import LinkSettings
+from protocol.sockets import is_loopback
 from protocol.wire import WireFormat
 from rlcore.envs import EnvConfig, EnvSpec, UnsupportedEnvError, make_env, probe_env
 from rlcore.run_settings import RunSettings
@@ -132,13 +133,3 @@ def refuse_open_bind(cfg: LearnerConfig) -> None:
             "join and send work, unencrypted. Create keys with `a3c keygen DIR` and pass "
             "--keys-dir DIR/learner, or pass --insecure on a network you trust"
         )
-
-
-def is_loopback(address: str) -> bool:
-    """Whether only this host can reach `address`."""
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
-    return (
-        address.startswith(("ipc://", "inproc://"))
-        or host in ("localhost", "::1")
-        or (host.startswith("127."))
-    )

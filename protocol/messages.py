@@ -16,6 +16,19 @@ import numpy as np
 # 4: one frame per message, refusals every version reads, rejoin requests.
 # 5: relays: bundles of their actors' messages, and the answer to each bundle.
 PROTOCOL_VERSION = 5
+
+
+def version_advice(theirs: int | None, me: str = "actor") -> str:
+    """Which side to upgrade, said by `me` (an actor or a relay) to a learner of `theirs`."""
+    if theirs is None:
+        return "run the same a3c release on both sides"
+    if theirs < PROTOCOL_VERSION:
+        return "upgrade the learner"
+    if theirs > PROTOCOL_VERSION:
+        return f"upgrade this {me}"
+    return "both sides speak the same version"
+
+
 MAX_BUNDLE = 256
 """The most actor messages one bundle carries (each is a frame of its own after it)."""
 

@@ -168,3 +168,13 @@ class ConnectionEvents:
 
     def close(self) -> None:
         self.monitor.close(linger=0)
+
+
+def is_loopback(address: str) -> bool:
+    """Whether only this host can reach `address`."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return (
+        address.startswith(("ipc://", "inproc://"))
+        or host in ("localhost", "::1")
+        or (host.startswith("127."))
+    )

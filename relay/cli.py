@@ -8,6 +8,7 @@ import zmq
 
 from protocol.exporter import ExporterError
 from protocol.security import KeysError, load_client_keys, load_server_keys
+from protocol.sockets import is_loopback
 from relay.members import plain
 from relay.service import Relay, RelayConfig
 
@@ -33,7 +34,7 @@ def start_relay(
         raise RelayStartError("--learner names no address")
     if not (relay_id and plain(relay_id)):
         raise RelayStartError(f"--relay-id {relay_id!r} must be printable ASCII")
-    if serve_keys_dir is None and not insecure and not _loopback(bind):
+    if serve_keys_dir is None and not insecure and not is_loopback(bind):
         raise RelayStartError(
             f"refusing to serve {bind} without --serve-keys-dir: anyone who reaches it could "
             "join, unencrypted (--insecure allows it on a network you trust)"
@@ -51,8 +52,3 @@ def start_relay(
     except zmq.ZMQError as exc:
         raise RelayStartError(f"cannot bind {bind}: {exc}") from None
     return relay.run()
-
-
-def _loopback(address: str) -> bool:
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
-    return host in ("127.0.0.1", "localhost", "::1") or address.startswith(("ipc://", "inproc://"))

@@ -29,6 +29,7 @@ from protocol import (
     encode,
 )
 from protocol.link import LinkSettings
+from protocol.messages import version_advice
 from protocol.security import ClientKeys
 from protocol.sockets import connect_dealer
 
@@ -222,9 +223,8 @@ class Upstream:
 
 def _mismatch(address: str, theirs: int | None, reason: str = "") -> str:
     shown = "an unknown version" if theirs is None else f"protocol {theirs}"
-    side = "the learner" if isinstance(theirs, int) and theirs < PROTOCOL_VERSION else "this relay"
     why = f" ({' '.join(reason.split())[:200]})" if reason else ""
     return (
         f"the learner at {address} refused this relay{why}: it speaks {shown}, this relay "
-        f"protocol {PROTOCOL_VERSION}: upgrade {side}"
+        f"protocol {PROTOCOL_VERSION}: {version_advice(theirs, 'relay')}"
     )
