@@ -30,8 +30,16 @@ PRESET = option(
     help="Settings by name from the shipped presets (docs: presets); 'none' turns them off "
     "[default: the preset matching --env, if any]. Flags you give override its values.",
 )
+PRESET_FILE = option(
+    "--preset-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    group="algorithm",
+    help="Your own presets (the shipped file's format; benchmarks/tune.py writes entries), "
+    "searched before the shipped ones by --preset name and by env.",
+)
 VERBOSE = option("--verbose", "-v", is_flag=True, default=False, help="Debug logging.")
-LEARNER_OPTIONS = [RUN[0], PRESET, *ALGORITHM, *RUN[1:], VERBOSE]
+LEARNER_OPTIONS = [RUN[0], PRESET, PRESET_FILE, *ALGORITHM, *RUN[1:], VERBOSE]
 
 
 def learner_address(help: str):
@@ -60,10 +68,14 @@ def _hyperparams(kw: dict) -> tuple[Hyperparams, dict | None]:
     """The run's hyperparameters: flags and A3C_* variables, then the preset, then defaults."""
     from click.core import ParameterSource
 
-    from rlcore.presets import PresetError, merge, resolve
+    from rlcore.presets import PresetError, load_file, merge, resolve
 
     try:
-        preset = resolve(kw["preset"], kw["env_id"])
+        own = load_file(kw["preset_file"]) if kw["preset_file"] else ()
+    except PresetError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--preset-file'") from None
+    try:
+        preset = resolve(kw["preset"], kw["env_id"], own)
     except PresetError as exc:
         raise click.BadParameter(str(exc), param_hint="'--preset'") from None
     ctx = click.get_current_context()

@@ -1,5 +1,4 @@
 import logging
-import os
 import sys
 
 
@@ -7,7 +6,7 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s [%(name)s {os.getpid()}] %(message)s",
+        format="%(asctime)s %(levelname)s [%(name)s %(process)d] %(message)s",
         datefmt="%H:%M:%S",
         force=True,
     )

@@ -1,19 +1,81 @@
 """`a3c train`: a learner and N actor processes on this machine, over the same ZeroMQ path
-as a multi-host run, all stopped when the learner is done."""
+as a multi-host run, all stopped when the learner is done.
+
+Start-up is most of a short run, so the actors do not each import torch again: where the
+platform forks (Linux), this process imports the actor's code once and forks the actors
+before the learner builds anything (no sockets, no torch threads yet to inherit); each
+waits on a pipe for the learner's address and joins as any actor does. Elsewhere the actors
+are `a3c actor` processes, started once the learner has bound.
+"""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
+import os
 import subprocess
 import sys
+from multiprocessing.connection import Connection
 
 from learner.config import LearnerConfig
-from learner.service import Learner
 
 log = logging.getLogger(__name__)
 
+ADDRESS_WAIT = 120.0
+"""Seconds a forked actor waits for its learner to bind before it gives up."""
+
 
 def train(config: LearnerConfig, actors: int, verbose: bool = False) -> dict:
+    if sys.platform.startswith("linux"):
+        return _train_forked(config, actors)
+    return _train_spawned(config, actors, verbose)
+
+
+def _train_forked(config: LearnerConfig, actors: int) -> dict:
+    import actor.worker  # noqa: F401  torch and the actor's code, once, for every fork
+    from learner.service import Learner
+
+    ctx = mp.get_context("fork")
+    procs, pipes = [], []
+    for i in range(actors):
+        theirs, ours = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_forked_actor, args=(theirs, os.getpid()), name=f"actor-{i}")
+        p.start()
+        theirs.close()
+        procs.append(p)
+        pipes.append(ours)
+    learner = None
+    try:
+        learner = Learner(config)
+        for pipe in pipes:
+            pipe.send(learner.endpoint)
+        log.info("started %d actors for %s", actors, learner.endpoint)
+        return learner.run()
+    finally:
+        for pipe in pipes:
+            pipe.close()  # an actor still waiting reads EOF: no learner, it leaves
+        _reap(procs)
+
+
+def _forked_actor(pipe: Connection, parent: int) -> None:
+    from actor.pool import die_with_parent
+    from actor.worker import EXIT_UNREACHABLE, run_actor
+
+    die_with_parent(parent)
+    try:
+        if not pipe.poll(ADDRESS_WAIT):
+            raise SystemExit(EXIT_UNREACHABLE)
+        endpoint = pipe.recv()
+    except (EOFError, OSError):  # the learner did not start; it says why
+        raise SystemExit(0) from None
+    finally:
+        pipe.close()
+    raise SystemExit(run_actor(endpoint))
+
+
+def _train_spawned(config: LearnerConfig, actors: int, verbose: bool) -> dict:
+    from learner.service import Learner
+
     learner = Learner(config)
     cmd = [sys.executable, "-m", "a3c", "actor", "--learner", learner.endpoint]
     if verbose:
@@ -21,21 +83,30 @@ def train(config: LearnerConfig, actors: int, verbose: bool = False) -> dict:
     procs = [subprocess.Popen(cmd) for _ in range(actors)]
     log.info("started %d actors for %s", actors, learner.endpoint)
     try:
-        summary = learner.run()
+        return learner.run()
     finally:
         _reap(procs)
-    return summary
 
 
-def _reap(procs: list[subprocess.Popen], timeout: float = 15.0) -> None:
+def _reap(procs: list, timeout: float = 15.0) -> None:
+    """Wait for each actor (a Popen or a forked Process) to leave; stop the ones that
+    do not."""
     for p in procs:
+        if _wait(p, timeout):
+            continue
+        log.warning("actor %d did not stop; terminating it", p.pid)
+        p.terminate()
+        if not _wait(p, 5.0):
+            p.kill()
+            _wait(p, None)
+
+
+def _wait(p, timeout: float | None) -> bool:
+    if isinstance(p, subprocess.Popen):
         try:
             p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            log.warning("actor %d did not stop; terminating it", p.pid)
-            p.terminate()
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            return False
+        return True
+    p.join(timeout)
+    return p.exitcode is not None

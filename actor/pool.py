@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """A pool killed outright (SIGKILL, OOM) must not leave its actors running on, feeding
     whichever learner answers next: Linux sends them SIGTERM, and they leave cleanly."""
     if sys.platform.startswith("linux"):
@@ -38,7 +38,7 @@ def _child(
 ) -> None:
     from actor.worker import run_actor
 
-    _die_with_parent(parent)
+    die_with_parent(parent)
     if setup_logs is not None:
         setup_logs()
     raise SystemExit(run_actor(learner, seed, keys_dir, after_stop, learner_timeout))

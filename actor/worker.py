@@ -43,8 +43,9 @@ from protocol.link import LinkSettings
 from protocol.security import ClientKeys, load_client_keys
 from rlcore import framestack
 from rlcore.envs import VectorEnv
+from rlcore.flat import FlatParameters
 from rlcore.losses import rollout_loss
-from rlcore.networks import build_network, get_flat_grad, set_flat_params
+from rlcore.networks import build_network
 from rlcore.run_settings import RunSettings
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ class Actor:
             except RejoinRequested as rejoin:
                 log.info("the learner asked this actor to join again (%s)", rejoin)
             except StopActor as stop:
+                self._acknowledge(stop)
                 if self._run_over(str(stop)):
                     continue
                 return 0
@@ -206,6 +208,7 @@ class Actor:
         env_seed, torch_seed = np.random.SeedSequence([base, actor_index]).generate_state(2)
         hp, spec = settings.hp, settings.spec
         self.model = build_network(spec, hp)
+        self.flat = FlatParameters(self.model)
         self.envs = VectorEnv(settings.env, hp.num_envs, int(env_seed))
         if self.envs.spec != spec:
             raise ValueError(f"this host builds {self.envs.spec}, the learner {spec}")
@@ -236,7 +239,7 @@ class Actor:
         except CodecError as exc:  # keep acting on what we had; the next reply may be good
             log.warning("ignored weights with bad statistics from the learner: %s", exc)
             return
-        set_flat_params(self.model, weights)
+        self.flat.load(weights)
         self.norm.adopt(self.model, stats)
         if version != self.version or self.latency_reported:
             self.weights_stamp, self.latency_reported = stamp, False
@@ -265,11 +268,11 @@ class Actor:
 
     def _send_gradient(self, rollout, latency: float) -> None:
         stats = self.norm.work_stats(rollout)
-        self.model.zero_grad(set_to_none=True)
+        self.flat.zero_grad()
         hp = self.settings.hp
         loss, _ = rollout_loss(self.model, rollout, hp, False, self.norm.reward_factor)
         loss.backward()
-        grad = get_flat_grad(self.model)
+        grad = self.flat.gradient()
         steps = rollout.num_steps
         self.link.send(
             Gradient(self.run_id, self.actor_id, self.version, steps, latency, grad, stats)
@@ -352,6 +355,11 @@ class Actor:
             self.pacer.on_grant(msg.credit)
             if msg.weights is not None and msg.version >= self.version:
                 self._adopt_weights(msg.version, msg.stamp, msg.weights, msg.extras)
+
+    def _acknowledge(self, stop: StopActor) -> None:
+        """Said so that the learner need not wait to tell this actor again."""
+        if self.run_id and self.link.sock is not None:
+            self.link.send(Stop(self.run_id, self.actor_id, f"actor leaving ({stop})"[:200]))
 
     def _leave(self) -> None:
         if self.run_id and self.link.sock is not None:

@@ -220,6 +220,7 @@ def headline(d: dict) -> str:
 TTS_NAMES = {
     "service gradient": "**service, gradient**",
     "service data": "**service, data**",
+    "SB3 PPO (zoo)": "SB3 PPO (rl-zoo)",
     "SB3 A2C (zoo)": "SB3 A2C (rl-zoo)",
     "seed gradient": "original design, gradient",
     "seed data": "original design, data",
@@ -236,14 +237,15 @@ def time_to_solve(d: dict) -> str:
             r["solved"],
             f"{r['wall_median']:.1f} ({r['wall_min']:.1f}–{r['wall_max']:.1f})",
             f"{steps(r['steps_median'])} ({steps(r['steps_min'])}–{steps(r['steps_max'])})",
-            f"{r['wall_vs_sb3']:.2f}",
+            f"{r.get('wall_vs_ref', r.get('wall_vs_sb3')):.2f}",
             f"{r['steps_vs_best_ref']:.2f}",
         ]
         for r in d["rows"]
     ]
+    reference = (d.get("meta") or {}).get("settings", {}).get("reference", "SB3 A2C (zoo)")
     header = (
         "task|trainer|solved|wall s, median (min–max)|env steps, median (min–max)|"
-        "wall / SB3|env steps / best reference"
+        f"wall / {TTS_NAMES.get(reference, reference)}|env steps / best reference"
     )
     return table(header, rows) + "\n\n" + provenance(d, "time_to_solve.json")
 
@@ -251,20 +253,25 @@ def time_to_solve(d: dict) -> str:
 def time_to_solve_headline(d: dict) -> str:
     by = {(r["task"], r["trainer"]): r for r in d["rows"]}
     g, dm = by.get(("CartPole-v1", "service gradient")), by.get(("CartPole-v1", "service data"))
-    sb3 = by.get(("CartPole-v1", "SB3 A2C (zoo)"))
-    if not (g and dm and sb3):
+    refs = [by[k] for k in (("CartPole-v1", "SB3 PPO (zoo)"), ("CartPole-v1", "SB3 A2C (zoo)"))
+            if k in by]  # fmt: skip
+    if not (g and dm and refs):
         raise RenderError("time_to_solve.json has no CartPole-v1 rows for both modes and SB3")
     settings = (d.get("meta") or {}).get("settings") or {}
     actors = settings.get("actors") if isinstance(settings, dict) else None
     seeds = str(g["solved"]).split("/")[-1]
+    against = " and ".join(
+        f"{r['wall_median']:.1f} s and {steps(r['steps_median'])} for Stable-Baselines3 "
+        f"{r['trainer'].split()[1]}" for r in refs
+    )  # fmt: skip
+    start = "" if "start_seconds" not in str(d.get("runs", "")) else ", start-up included"
     return (
         "Wall time to solve CartPole-v1 (mean return ≥ 475)"
         + (f" with {actors} actors" if actors else "")
-        + f", median of {seeds} seeds: {g['wall_median']:.1f} s and "
+        + f", median of {seeds} seeds{start}: {g['wall_median']:.1f} s and "
         f"{steps(g['steps_median'])} env steps in gradient mode, {dm['wall_median']:.1f} s and "
-        f"{steps(dm['steps_median'])} in data mode, against {sb3['wall_median']:.1f} s and "
-        f"{steps(sb3['steps_median'])} for Stable-Baselines3 A2C with rl-zoo's settings.\n\n"
-        + provenance(d, "time_to_solve.json")
+        f"{steps(dm['steps_median'])} in data mode, against {against} with rl-zoo's "
+        "settings.\n\n" + provenance(d, "time_to_solve.json")
     )
 
 
@@ -650,25 +657,29 @@ def tune(d: dict, name: str, chosen: str | None) -> str:
 
 
 def profile(text: str) -> str:
-    """py-spy's shares per process, from the text file the profile was written to."""
-    sections: dict[str, list[tuple[str, str]]] = {}
-    current = None
+    """py-spy's shares per mode and process, from the text benchmarks/profile.py wrote."""
+    meta_line = re.search(r"^# meta: (.+)$", text, re.M)
+    if not meta_line:
+        raise RenderError("profile.txt has no '# meta:' line (python -m benchmarks.profile)")
+    rows, mode, rate = [], "", ""
     for line in text.splitlines():
-        head = re.match(r"== (\w+): (\d+) samples", line)
-        share = re.match(r"\s*([\d.]+%)\s+(.+)", line)
+        head = re.match(r"## (\w+) mode: ([\d,]+) env steps/s", line)
+        proc = re.match(r"== (\w+): \d+ samples, ([\d.]+) us CPU per env step", line)
+        share = re.match(r"\s*([\d.]+%)\s+(.+?)\s+\(([\d.]+) us/step\)", line)
         if head:
-            current = head.group(1)
-            sections[current] = []
-        elif share and current:
-            sections[current].append((share.group(2).strip(), share.group(1)))
-    rows = [
-        [proc, ", ".join(f"{what} {pct}" for what, pct in shares[:6])]
-        for proc, shares in sections.items()
-    ]
+            mode, rate = head.groups()
+        elif proc:
+            rows.append([mode, rate, proc.group(1), f"{proc.group(2)} µs", []])
+        elif share and rows:
+            rows[-1][-1].append(f"{share.group(2)} {share.group(1)}")
+    if not rows:
+        raise RenderError("profile.txt has no '== process' sections")
+    body = [[*r[:4], ", ".join(r[4][:5])] for r in rows]
+    header = "mode|env steps/s (sampled)|process|CPU per env step|largest shares"
     return (
-        table(["process", "share of samples, largest first"], rows)
-        + "\n\nSource: `benchmarks/results/profile.txt`, commit and date not recorded. "
-        "**⚠ Older defaults:** read as measured on the defaults of an earlier version."
+        table(header, body)
+        + "\n\n"
+        + provenance({"meta": json.loads(meta_line.group(1))}, "profile.txt")
     )
 
 

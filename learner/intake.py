@@ -17,6 +17,7 @@ from learner.registry import ActorInfo, ActorRegistry
 from learner.startup import RunParts
 from learner.validation import check_gradient, check_rollout
 from protocol import WORK_STATS, CodecError, Gradient, Message, Rollout
+from rlcore.hyperparams import Hyperparams
 from rlcore.rollout import RolloutBatch
 
 MAX_ROLLOUTS_PER_UPDATE = 64
@@ -193,11 +194,7 @@ class DataIntake(Intake):
 
     def _update(self, fresh: list[RolloutBatch], ages: list[int]) -> None:
         self.norm.sync(self.updater.model)
-        if self.hp.split_batches:  # one update per rollout, as gradient mode applies them
-            groups = [([b], [age + i]) for i, (b, age) in enumerate(zip(fresh, ages))]
-        else:
-            groups = [(fresh, ages)]
-        for batches, group_ages in groups:
+        for batches, group_ages in split(fresh, ages, self.hp):
             self._schedule_lr()
             ls = self.updater.learn(batches, self.norm.reward_factor)
             if ls is None:
@@ -205,6 +202,18 @@ class DataIntake(Intake):
                 continue
             losses = (ls.policy_loss, ls.value_loss, ls.entropy, ls.log_ratio)
             self.stats.add_update(group_ages, losses)
+
+
+def split(fresh: list, ages: list[int], hp: Hyperparams) -> list[tuple[list, list[int]]]:
+    """A round's rollouts as the updates that learn them: one, or with split batches up to
+    `split_max` of nearly equal size in arrival order; every update after the first makes
+    the rest one version older."""
+    parts = min(len(fresh), hp.split_max) if hp.split_batches else 1
+    bounds = [i * len(fresh) // parts for i in range(parts + 1)]
+    return [
+        (fresh[a:b], [age + i for age in ages[a:b]])
+        for i, (a, b) in enumerate(zip(bounds, bounds[1:]))
+    ]
 
 
 INTAKES: dict[str, type[Intake]] = {"gradient": GradientIntake, "data": DataIntake}

@@ -172,6 +172,8 @@ class Reporter:
             "updates": s.updates,
             "weights_version": self.updater.version,
             "wall_seconds": round(s.wall_seconds, 3),
+            "started_at": round(s.started_at, 3),
+            "first_work_at": s.first_work_at,
             "mean_return_100": s.mean_return_100,
             "target_return": self.target,
             "dropped": dict(s.dropped),

@@ -15,7 +15,11 @@ class RunStats:
 
     def __init__(self, elapsed_before: float = 0.0):
         self.started = time.monotonic() - elapsed_before
+        self.started_at = time.time() - elapsed_before
+        """Unix time the run's clock started (a resumed run's: as if it had not stopped)."""
         self.env_steps = 0
+        self.first_work_at: float | None = None
+        """Unix time the first env steps of this learner process arrived (start-up cost)."""
         self.episodes = 0
         self.updates = 0
         self.recent_returns: deque[float] = deque(maxlen=100)
@@ -54,6 +58,8 @@ class RunStats:
         self.recent_returns.extend(float(r) for r in returns)
 
     def add_env_steps(self, n: int) -> None:
+        if self.first_work_at is None:
+            self.first_work_at = time.time()
         self.env_steps += n
         self._interval_env_steps += n
 

@@ -57,6 +57,10 @@ class StopRule:
         )
 
 
+STRAGGLERS = 0.25
+"""Seconds a stopping learner still answers after every actor it knows has left."""
+
+
 def tell_actors_to_stop(
     sock: zmq.Socket,
     registry: ActorRegistry,
@@ -66,16 +70,24 @@ def tell_actors_to_stop(
     max_inflated: int,
 ) -> None:
     """Every known actor is told; for `grace` seconds after, whoever sends anything gets a
-    stop as its answer (actors mid-send, and those the first stop did not reach)."""
+    stop as its answer (actors mid-send, and those the first stop did not reach). Actors
+    answer a stop with one of their own as they leave: once every connected actor has,
+    nobody is left to tell and the learner exits after a short wait (for hellos in flight)
+    instead of the whole grace."""
     for info in registry.actors.values():
         try_send(sock, Stop(run_id, info.actor_id, reason), info.identity)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
+    leaving = {info.actor_id for info in registry.actors.values() if not info.gone}
+    start = time.monotonic()
+    deadline, short = start + grace, start + min(grace, STRAGGLERS)
+    while time.monotonic() < (deadline if leaving else short):
         if not sock.poll(50):
             continue
         identity, parts, extra = recv_routed(sock)
         try:
             msg = decode(parts if not extra else [], max_inflated)
         except CodecError:
+            continue
+        if isinstance(msg, Stop):  # an actor leaving: it needs no answer
+            leaving.discard(msg.actor_id)
             continue
         try_send(sock, Stop(run_id, getattr(msg, "actor_id", ""), reason), identity)

@@ -1,16 +1,18 @@
-"""The one model and its one Adam optimizer (the shared-memory SharedAdam, in one place)."""
+"""The one model and its one Adam optimizer (the shared-memory SharedAdam, in one place),
+both on flat buffers (rlcore.flat)."""
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
-import torch
 
 from rlcore.envs import EnvSpec
+from rlcore.flat import FlatAdam, FlatParameters
 from rlcore.hyperparams import Hyperparams
 from rlcore.losses import LossStats, rollout_loss
-from rlcore.networks import build_network, get_flat_params, num_params, set_flat_grad
+from rlcore.networks import build_network
 from rlcore.rollout import RolloutBatch, concat_rollouts
 
 
@@ -23,14 +25,15 @@ class Updater:
     def __init__(self, spec: EnvSpec, hp: Hyperparams, seed: int, device: str = "cpu"):
         self.hp = hp
         self.model = build_network(spec, hp, seed=seed).to(device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hp.lr)
+        self.flat = FlatParameters(self.model)
+        self.optimizer = FlatAdam(self.flat, lr=hp.lr)
         self.lr = hp.lr
         """The scheduled learning rate (before data mode's batch scaling)."""
         self.version = 0
         self.stamp = time.time()
         """Wall-clock time of the update that made the current weights."""
-        self.num_params = num_params(self.model)
-        self._weights = get_flat_params(self.model)
+        self.num_params = self.flat.size
+        self._weights = self.flat.weights()
 
     @property
     def weights(self) -> np.ndarray:
@@ -43,12 +46,11 @@ class Updater:
         self._use_lr(lr)
 
     def _use_lr(self, lr: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        self.optimizer.lr = lr
 
     def apply_gradient(self, flat_grad: np.ndarray) -> bool:
         """Apply one gradient; False (nothing applied) when its norm is not finite."""
-        set_flat_grad(self.model, torch.from_numpy(np.array(flat_grad, dtype=np.float32)))
+        self.flat.set_gradient(np.asarray(flat_grad, dtype=np.float32))
         self._use_lr(self.lr)
         return self._step()
 
@@ -57,24 +59,24 @@ class Updater:
         is not finite."""
         factor = len(rollouts) ** self.hp.batch_lr_power
         self._use_lr(self.lr * min(factor, self.hp.batch_lr_scale))
-        self.optimizer.zero_grad(set_to_none=True)
+        self.flat.zero_grad()
         batch = concat_rollouts(rollouts)
         loss, stats = rollout_loss(self.model, batch, self.hp, True, reward_factor)
         loss.backward()
         return stats if self._step() else None
 
     def _step(self) -> bool:
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.hp.max_grad_norm)
-        if not torch.isfinite(norm):
+        norm = self.flat.clip_grad_norm(self.hp.max_grad_norm)
+        if not math.isfinite(norm):
             # Clipping cannot tame an infinite or NaN norm: one such step would make every
             # weight NaN, and every actor would receive them.
-            self.optimizer.zero_grad(set_to_none=True)
+            self.flat.zero_grad()
             return False
         self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self.flat.zero_grad()
         self.version += 1
         self.stamp = time.time()
-        self._weights = get_flat_params(self.model)
+        self._weights = self.flat.weights()
         return True
 
     def state_dict(self) -> dict:
@@ -88,4 +90,4 @@ class Updater:
         self.model.load_state_dict(state["model"])  # load_state_dict copies to the device
         self.optimizer.load_state_dict(state["optimizer"])
         self.version = int(state["weights_version"])
-        self._weights = get_flat_params(self.model)
+        self._weights = self.flat.weights()

@@ -106,12 +106,20 @@ class Hyperparams:
         lo=0,
         hi=1,
     )
-    # More updates at less batching: measured with small networks on a CPU learner; a GPU
-    # learner with many actors needs the batching it gives up.
+    # More updates at less batching: measured with small networks on a CPU learner. Bounded,
+    # because many actors sending at once would otherwise turn one batched update into as
+    # many small ones as there are rollouts, and give up the batching a busy learner needs.
     split_batches: bool = setting(
         False,
-        help="Data mode: one update per rollout (each on the newest weights) instead "
-        "of one per batch of rollouts; the batch rule then never applies.",
+        help="Data mode: split each round's rollouts into up to --split-max updates, each "
+        "on the newest weights, instead of one update per round.",
+    )
+    split_max: int = setting(
+        4,
+        help="Data mode with --split-batches: at most this many updates per round; the "
+        "rollouts are shared evenly among them and the batch rule applies to each.",
+        lo=1,
+        hi=256,
     )
 
     def to_dict(self) -> dict:

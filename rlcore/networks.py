@@ -227,24 +227,3 @@ def get_flat_params(model: nn.Module) -> np.ndarray:
     with torch.no_grad():
         flat = torch.nn.utils.parameters_to_vector(model.parameters())
         return flat.cpu().numpy().copy()
-
-
-def set_flat_params(model: nn.Module, flat: np.ndarray) -> None:
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        torch.nn.utils.vector_to_parameters(
-            torch.as_tensor(flat, device=device), model.parameters()
-        )
-
-
-def get_flat_grad(model: nn.Module) -> np.ndarray:
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
-    return torch.cat([g.reshape(-1) for g in grads]).numpy()
-
-
-def set_flat_grad(model: nn.Module, flat: torch.Tensor) -> None:
-    offset = 0
-    for p in model.parameters():
-        n = p.numel()
-        p.grad = flat[offset : offset + n].view_as(p).to(p.device, copy=True)
-        offset += n

@@ -3,6 +3,9 @@
 A preset matches an env by exact id first, then by id pattern (`ALE/*`), then by the
 module its gymnasium entry point lives in (a family: every MuJoCo env, every Box2D env).
 Its settings are hyperparameter values; whatever the user sets explicitly wins.
+
+A user's own presets file (--preset-file, the same format; benchmarks/tune.py writes one)
+is searched before the shipped one, by name and by env.
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ class Preset:
     patterns: tuple[str, ...] = ()
     entry_points: tuple[str, ...] = ()
     note: str = field(default="", compare=False)
+    source: str = field(default="", compare=False)
+    """The user's presets file it came from ("" for the shipped ones)."""
 
 
-def _load(path: Path) -> list[Preset]:
+def _load(path: Path, source: str = "") -> list[Preset]:
     data = json.loads(path.read_text())
     known = {f.name for f in fields(Hyperparams)}
     presets = []
@@ -53,6 +58,7 @@ def _load(path: Path) -> list[Preset]:
                 patterns=tuple(entry.get("patterns", ())),
                 entry_points=tuple(entry.get("entry_points", ())),
                 note=entry.get("note", ""),
+                source=source,
             )
         )
     names = [p.name for p in presets]
@@ -61,22 +67,39 @@ def _load(path: Path) -> list[Preset]:
     return presets
 
 
+def load_file(path: str | Path) -> tuple[Preset, ...]:
+    """A user's presets file; PresetError names what is wrong with it, in one line."""
+    path = Path(path)
+    try:
+        presets = _load(path, source=str(path))
+        for preset in presets:
+            Hyperparams.from_dict({**Hyperparams().to_dict(), **preset.settings}).validate()
+    except PresetError as exc:
+        raise PresetError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise PresetError(f"cannot read {path}: {exc.strerror}") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise PresetError(f"{path} is not a presets file: {type(exc).__name__}: {exc}") from None
+    return tuple(presets)
+
+
 @cache
 def all_presets() -> tuple[Preset, ...]:
     return tuple(_load(PRESETS_FILE))
 
 
-def by_name(name: str) -> Preset:
-    for preset in all_presets():
+def by_name(name: str, own: tuple[Preset, ...] = ()) -> Preset:
+    for preset in (*own, *all_presets()):
         if preset.name == name:
             return preset
-    known = ", ".join(p.name for p in all_presets())
+    known = ", ".join(p.name for p in (*own, *all_presets()))
     raise PresetError(f"unknown preset {name!r}; known: {known}, or none")
 
 
-def for_env(env_id: str) -> Preset | None:
-    """The most specific preset for `env_id`: exact id, then pattern, then family."""
-    presets = all_presets()
+def for_env(env_id: str, own: tuple[Preset, ...] = ()) -> Preset | None:
+    """The most specific preset for `env_id`: exact id, then pattern, then family; at each
+    step the user's own presets (`own`) before the shipped ones."""
+    presets = (*own, *all_presets())
     for preset in presets:
         if env_id in preset.ids:
             return preset
@@ -90,13 +113,14 @@ def for_env(env_id: str) -> Preset | None:
     return None
 
 
-def resolve(name: str | None, env_id: str) -> Preset | None:
-    """--preset: None picks by env id, 'none' turns presets off, any other is a name."""
+def resolve(name: str | None, env_id: str, own: tuple[Preset, ...] = ()) -> Preset | None:
+    """--preset: None picks by env id, 'none' turns presets off, any other is a name; `own`
+    are the presets of a --preset-file, searched first."""
     if name is None or name == "":
-        return for_env(env_id)
+        return for_env(env_id, own)
     if name == NONE:
         return None
-    return by_name(name)
+    return by_name(name, own)
 
 
 def _entry_point(env_id: str) -> str:
@@ -131,6 +155,7 @@ def merge(preset: Preset | None, values: dict, given: set[str]) -> tuple[dict, d
         applied[name] = value
     record = {
         "name": preset.name,
+        **({"file": preset.source} if preset.source else {}),
         "chosen_by": preset.chosen_by,
         "applied": applied,
         "overridden": sorted(overridden),

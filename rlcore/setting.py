@@ -8,6 +8,8 @@ Adding a setting is one field with `setting(...)` (and its test); the CLI option
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +86,37 @@ def settings_of(cls_or_obj: Any) -> dict[str, Setting]:
 
 
 def check_settings(obj: Any) -> None:
-    """Every declared range and choice of obj's settings (ValueError on the first miss)."""
+    """Every declared type, range and choice of obj's settings (ValueError on the first
+    miss): values from files and handshakes arrive as any JSON type."""
+    hints = typing.get_type_hints(type(obj))
     for name, meta in settings_of(obj).items():
-        meta.check(name, getattr(obj, name))
+        value = getattr(obj, name)
+        if not _of_type(value, hints.get(name, Any)):
+            shown = name.replace("_", "-")
+            raise ValueError(f"{shown} must be {_type_name(hints[name])}, not {value!r}")
+        meta.check(name, value)
+
+
+def _of_type(value: Any, hint: Any) -> bool:
+    """Whether `value` is of the declared type; types other than these are not checked."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_of_type(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return isinstance(value, tuple) and all(_of_type(v, args[0]) for v in value)
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(hint, str(hint).replace("typing.", ""))

@@ -138,3 +138,51 @@ def test_the_bounded_mean_is_a_flag_a_preset_can_hold(tmp_path):
     assert config["hp"]["bounded_mean"] is True
     config, _ = learner_config(tmp_path, "default", "--env", "Pendulum-v1")
     assert config["hp"]["bounded_mean"] is False
+
+
+def test_a_preset_file_entry_is_applied_by_env_and_by_name_and_flags_override_it(tmp_path):
+    """What benchmarks/tune.py --write-preset produces, used as a user would."""
+    own = tmp_path / "my-presets.json"
+    own.write_text(json.dumps({"presets": [
+        {"name": "my-pendulum", "ids": ["Pendulum-v1"], "chosen_by": "my tuning run",
+         "settings": {"gamma": 0.95, "rollout_len": 7, "normalize_obs": True}},
+    ]}))  # fmt: skip
+    config, log = learner_config(tmp_path, "file", "--env", "Pendulum-v1", "--preset-file", own)
+    assert config["preset"]["name"] == "my-pendulum"  # before the shipped pendulum entry
+    assert config["preset"]["file"] == str(own)
+    assert config["hp"]["gamma"] == 0.95 and config["hp"]["rollout_len"] == 7
+    assert config["hp"]["entropy_coef"] == Hyperparams().entropy_coef  # shipped one not mixed in
+    assert "preset my-pendulum sets" in log
+
+    config, _ = learner_config(tmp_path, "flag", "--env", "Pendulum-v1", "--preset-file", own,
+                               "--rollout-len", "9")  # fmt: skip
+    assert config["hp"]["rollout_len"] == 9 and config["preset"]["overridden"] == ["rollout_len"]
+    assert config["hp"]["gamma"] == 0.95
+
+    variable = {"A3C_PRESET_FILE": str(own), "A3C_GAMMA": "0.9"}
+    config, _ = learner_config(tmp_path, "var", "--env", "CartPole-v1", "--preset",
+                               "my-pendulum", env=variable)  # fmt: skip
+    assert config["preset"]["name"] == "my-pendulum" and config["hp"]["gamma"] == 0.9
+    assert config["preset"]["overridden"] == ["gamma"] and config["hp"]["rollout_len"] == 7
+
+    config, _ = learner_config(tmp_path, "other", "--env", "Acrobot-v1", "--preset-file", own)
+    assert config["preset"]["name"] == "acrobot"  # no entry of its own: the shipped one
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (None, "cannot read"),
+        ("{not json", "not a presets file"),
+        ('{"presets": [{"name": "x", "settings": {"nope": 1}}]}', "unknown settings"),
+        ('{"presets": [{"name": "x", "settings": {"gamma": "high"}}]}', "not a presets file"),
+        ('{"nothing": []}', "not a presets file"),
+    ],
+)
+def test_a_bad_preset_file_is_a_one_line_error(tmp_path, content, says):
+    own = tmp_path / "p.json"
+    if content is not None:
+        own.write_text(content)
+    done = run_a3c("learner", "--mode", "data", "--preset-file", own, "--run-dir", tmp_path / "r")
+    assert done.returncode == 2 and says in done.stderr and "--preset-file" in done.stderr
+    assert "Traceback" not in done.stderr

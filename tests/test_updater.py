@@ -16,7 +16,7 @@ SPEC = EnvSpec(obs_shape=(1,), num_actions=2)
 
 
 def used_lr(updater: Updater) -> float:
-    return updater.optimizer.param_groups[0]["lr"]
+    return updater.optimizer.lr
 
 
 @pytest.mark.parametrize(("k", "factor"), [(1, 1.0), (2, math.sqrt(2)), (4, 2.0), (64, 4.0)])
@@ -70,3 +70,25 @@ def test_split_batches_make_one_update_per_rollout_in_data_mode(tmp_path):
     learned = result["env_steps"] - 10 * result["dropped"].get("stale", 0)  # 10 per rollout
     assert result["env_steps"] >= 6000 and result["updates"] * 10 == learned
     assert result["weights_version"] == result["updates"]
+
+
+@pytest.mark.parametrize(
+    ("n", "split_max", "sizes"),
+    [(1, 4, [1]), (3, 4, [1, 1, 1]), (4, 4, [1, 1, 1, 1]), (8, 4, [2, 2, 2, 2]),
+     (10, 4, [2, 3, 2, 3]), (64, 4, [16, 16, 16, 16]), (5, 1, [5])],
+)  # fmt: skip
+def test_split_batches_are_bounded_and_keep_arrival_order(n, split_max, sizes):
+    from learner.intake import split
+
+    hp = Hyperparams(split_batches=True, split_max=split_max)
+    groups = split(list(range(n)), [0] * n, hp)
+    assert [len(b) for b, _ in groups] == sizes
+    assert [x for b, _ in groups for x in b] == list(range(n))
+    # each update after the first makes the rollouts after it one version older
+    assert [ages[0] for _, ages in groups] == list(range(len(sizes)))
+
+
+def test_without_split_batches_a_round_is_one_update():
+    from learner.intake import split
+
+    assert split([1, 2, 3], [0, 1, 2], Hyperparams()) == [([1, 2, 3], [0, 1, 2])]

@@ -44,6 +44,13 @@ class Run:
     config: dict = field(default_factory=dict)
     seconds: float = 0.0
     """Wall time of the whole process, start-up included."""
+    launched_at: float = 0.0
+    """Unix time just before the process was started."""
+
+    @property
+    def start_seconds(self) -> float:
+        """From launching the process to the learner's clock starting (wall_seconds 0)."""
+        return self.summary["started_at"] - self.launched_at if self.launched_at else 0.0
 
 
 @contextmanager
@@ -106,13 +113,14 @@ def train(
             args += ["--num-envs", str(num_envs)]
         args += flags
         remember(args, path)
-        start = time.monotonic()
+        start, launched_at = time.monotonic(), time.time()
         cmd = [*A3C, *args]
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                               timeout=None if seconds is None else seconds + 180)  # fmt: skip
         if done.returncode != 0:
             raise RunFailed(cmd, done.stderr)
         run = read(path, args, time.monotonic() - start)
+        run.launched_at = launched_at
         if keep is not None:
             shutil.rmtree(keep, ignore_errors=True)
             shutil.copytree(path, keep)
