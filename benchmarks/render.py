@@ -276,8 +276,10 @@ def time_to_solve_headline(d: dict) -> str:
 
 
 def throughput(d: dict) -> str:
+    repeated = d.get("runs", 1) > 1
     rows = [
         [
+            *([str(r["run"])] if repeated else []),
             r["mode"],
             str(r["actors"]),
             str(r["envs_per_actor"]),
@@ -291,7 +293,7 @@ def throughput(d: dict) -> str:
         ]
         for r in d["rows"]
     ]
-    header = (
+    header = ("run|" if repeated else "") + (
         "mode|actors|envs/actor|env steps/s|× original|% of ceiling|updates/s|latency ms|"
         "bytes/step|staleness"
     )

@@ -1,30 +1,56 @@
 """Choose presets by measurement: each candidate setting of a task, in both modes, over
-seeds, with presets off and the candidate's flags alone; ranked by env steps to the task's
-target (a run that misses counts its whole budget), ties by the best mean return.
+seeds, with presets off and the candidate's flags alone; ranked by env steps (or wall
+seconds) to the task's target (a run that misses counts its whole budget), ties by the best
+mean return. Several tasks are a family: a candidate ranks by its worst task.
 
     python -m benchmarks.tune --task Acrobot-v1 --seeds 2
     python -m benchmarks.tune --task MinAtar/Breakout-v1 --jobs 4 --max-seconds 600
-    python -m benchmarks.tune --task HalfCheetah-v5 --only NAME --seeds 3 --first-seed 3
+    python -m benchmarks.tune --task HalfCheetah-v5 --task Walker2d-v5 --task Ant-v5 \\
+        --candidates mujoco --seeds 3
+    python -m benchmarks.tune --task corridor_env:Corridor-v0 --target 0.9 --budget 20000 \\
+        --candidates generic --write-preset my-presets.json
 
-Writes benchmarks/results/tune_<task>.json; rlcore/presets.json names the file and the
-candidate that chose each entry.
+Writes benchmarks/results/tune_<task>.json per task and tune_<set>.json for a family;
+rlcore/presets.json names the file and the candidate that chose each entry. With
+--write-preset the best candidate becomes an entry of your own presets file, which
+`a3c train --preset-file FILE` applies.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+import typing
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import click
 
 from benchmarks.harness import machine, results
-from benchmarks.tasks import TASKS, train
+from benchmarks.tasks import TASKS, Task, train
+from rlcore.hyperparams import Hyperparams
 
 PENDULUM = "--gamma 0.9 --entropy-coef 0"
 NORM = "--normalize-obs --normalize-reward"
+MUJOCO = (f"{NORM} --entropy-coef 0 --log-std-init -1 --lr-decay --rollout-len 5 "
+          "--bounded-mean --batch-lr-power 1")  # fmt: skip
 # Candidate flags per task (presets off); each name is what the results file records.
 CANDIDATES: dict[str, dict[str, str]] = {
-    "CartPole-v1": {"defaults": "", "wire-f32": "--wire-dtype float32", "split": "--split-batches"},
+    "CartPole-v1": {
+        "defaults": "",
+        "wire-f32": "--wire-dtype float32",
+        "split": "--split-batches",
+        "ent0": "--entropy-coef 0",
+        "lr2e-3": "--lr 2e-3",
+        "lr3e-3": "--lr 3e-3",
+        "T10": "--rollout-len 10",
+        "T10-lr2e-3": "--rollout-len 10 --lr 2e-3",
+        "T10-split": "--rollout-len 10 --split-batches",
+        "g98-lam0.8": "--gamma 0.98 --gae-lambda 0.8",
+        "norm-reward": "--normalize-reward",
+        "envs8": "--num-envs 8",
+        "lr2e-3-split": "--lr 2e-3 --split-batches",
+    },
     "Acrobot-v1": {
         "defaults": "",
         "norm-obs": "--normalize-obs",
@@ -114,6 +140,33 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "norm-both-ent0-std-1-decay-T5-bounded-linear": f"{NORM} --entropy-coef 0 "
         "--log-std-init -1 --lr-decay --rollout-len 5 --bounded-mean --batch-lr-power 1",
     },
+    # The MuJoCo family, ranked by its worst task (--task HalfCheetah-v5 --task Walker2d-v5
+    # --task Ant-v5 --candidates mujoco); the first is the preset tuned on HalfCheetah alone.
+    "mujoco": {
+        "preset": MUJOCO,
+        "preset-256": f"{MUJOCO} --hidden 256,256",
+        "preset-128": f"{MUJOCO} --hidden 128,128",
+        "preset-vf1": f"{MUJOCO} --value-coef 1",
+        "preset-lam0.95": f"{MUJOCO} --gae-lambda 0.95",
+        "preset-T10": f"{MUJOCO} --rollout-len 10",
+        "preset-std-0.5": f"{MUJOCO} --log-std-init -0.5",
+        "preset-nodecay": MUJOCO.replace(" --lr-decay", ""),
+        "preset-unbounded": MUJOCO.replace(" --bounded-mean", ""),
+        "preset-256-lam0.95": f"{MUJOCO} --hidden 256,256 --gae-lambda 0.95",
+    },
+    # For an env of your own (--task module:Id --target R --budget N --candidates generic):
+    # the knobs that moved the tuned tasks most.
+    "generic": {
+        "defaults": "",
+        "T5": "--rollout-len 5",
+        "T10": "--rollout-len 10",
+        "norm-both": NORM,
+        "norm-both-T10": f"{NORM} --rollout-len 10",
+        "norm-both-ent0-T10": f"{NORM} --entropy-coef 0 --rollout-len 10",
+        "lr2e-3-T10": "--lr 2e-3 --rollout-len 10",
+        "T10-split": "--rollout-len 10 --split-batches",
+        "T10-decay": "--rollout-len 10 --lr-decay",
+    },
     "MinAtar/Breakout-v1": {
         "defaults": "",
         "lr2e-3": "--lr 2e-3",
@@ -129,14 +182,152 @@ CANDIDATES: dict[str, dict[str, str]] = {
 }
 
 
-def score(runs: list[dict], budget: int) -> tuple[float, float]:
-    steps = [r["env_steps"] if r.get("solved") else budget for r in runs]
+def score(runs: list[dict], budget: int, by: str = "steps") -> tuple[float, float]:
+    """(median env steps to the target, a miss counting the whole budget; or with
+    by="seconds" the median wall seconds, a miss counting its own), then -median best."""
+    if by == "steps":
+        cost = [r["env_steps"] if r.get("solved") else budget for r in runs]
+    else:
+        cost = [r.get("wall_seconds", float("inf")) for r in runs]
     best = [r.get("best_return") or float("-inf") for r in runs]
-    return statistics.median(steps), -statistics.median(best)
+    return statistics.median(cost), -statistics.median(best)
+
+
+def shortfall(entry: dict, task: Task) -> float:
+    """One candidate on one task of a family, comparable across tasks: the worse mode's
+    median of env steps to the target over the budget (at most 1), or for a run that
+    missed, 1 plus how far its best return fell short, as a fraction of the target."""
+
+    def one(run: dict) -> float:
+        if run.get("solved"):
+            return run["env_steps"] / task.budget
+        best = run.get("best_return")
+        if best is None:
+            return 2.0
+        return 1 + max(0.0, task.target - best) / max(abs(task.target), 1.0)
+
+    per_mode = [statistics.median(one(r) for r in runs) for runs in entry["runs"].values() if runs]
+    return max(per_mode, default=2.0)
+
+
+def tasks_of(env_ids: tuple[str, ...], target: float | None, budget: int | None) -> list[Task]:
+    """The tasks to tune on; an env of benchmarks/tasks.py takes its target and budget
+    unless given, any other env needs both."""
+    out = []
+    for env_id in env_ids:
+        known = TASKS.get(env_id)
+        if known is None and (target is None or budget is None):
+            raise click.UsageError(f"{env_id} is not a known task: give --target and --budget")
+        base = known or Task(env_id, target, budget, "your target")
+        out.append(Task(env_id, target if target is not None else base.target,
+                        budget if budget is not None else base.budget, base.goal))  # fmt: skip
+    return out
+
+
+def run_task(task: Task, candidates: dict[str, str], names: list[str], modes: list[str],
+             seeds: range, jobs: int, max_seconds: float | None,
+             by: str) -> tuple[str, dict]:  # fmt: skip
+    """Every (candidate, mode, seed) of one task; returns its results file and candidates."""
+    here = machine.machine()
+    todo = [(n, m, s) for n in names for m in modes for s in seeds]
+
+    def one(job):
+        name, mode, seed = job
+        flags = ("--preset", "none", *candidates[name].split())
+        result = train(task, mode, seed, flags, max_seconds=max_seconds)
+        print(task.env_id, name, mode, seed,
+              {k: v for k, v in result.items() if k != "curve"}, flush=True)  # fmt: skip
+        return job, result
+
+    with ThreadPoolExecutor(jobs) as pool:
+        done = list(pool.map(one, todo))
+    # Candidates and modes tuned in earlier invocations stay in the file; the modes run now
+    # replace theirs, or with --first-seed add seeds to them (a changed flag string drops
+    # the candidate's old runs).
+    file_name = f"tune_{task.env_id.replace('/', '-').replace(':', '-')}.json"
+    earlier = results.load(file_name)
+    table = earlier.get("candidates", {})
+    for name in names:
+        flags, old = candidates[name], table.get(name, {})
+        kept = old.get("runs", {}) if old.get("flags") == flags else {}
+        runs = {
+            m: [r for r in rs if seeds.start and r["seed"] not in seeds] if m in modes else rs
+            for m, rs in kept.items()
+        }
+        table[name] = {"flags": flags, "runs": runs, "machine": here}
+    for (name, mode, seed), result in done:
+        table[name]["runs"].setdefault(mode, []).append({"seed": seed, **result})
+    for entry in table.values():
+        entry["score"] = {m: score(runs, task.budget, by) for m, runs in entry["runs"].items()}
+        entry["worst_mode_steps"] = max(s[0] for s in entry["score"].values())
+
+    def rank(name):
+        return table[name]["worst_mode_steps"], min(s[1] for s in table[name]["score"].values())
+
+    ranking = sorted(table, key=rank)
+    unit = "env steps" if by == "steps" else "wall seconds"
+    print(f"{task.env_id} ranking (median {unit} to target, worse mode first):")
+    for name in ranking:
+        print(f"  {name}: {table[name]['worst_mode_steps']:,.1f} {table[name]['score']}")
+    out = {"task": task.__dict__, "rank_by": by, "ranking": ranking, "candidates": table}
+    if earlier.get("notes"):  # what a reader must know of older runs, written by hand
+        out["notes"] = earlier["notes"]
+    results.write(file_name, out, candidates={n: candidates[n] for n in names})
+    return file_name, table
+
+
+def rank_family(family: str, tasks: list[Task], tables: dict[str, dict],
+                candidates: dict[str, str]) -> tuple[str, list[str]]:  # fmt: skip
+    """Candidates run on every task of the family, ranked by their worst task."""
+    common = [n for n in candidates if all(n in tables[t.env_id] for t in tasks)]
+    rows = {}
+    for name in common:
+        per_task = {t.env_id: shortfall(tables[t.env_id][name], t) for t in tasks}
+        rows[name] = {"flags": candidates[name], "per_task": per_task,
+                      "worst": max(per_task.values())}  # fmt: skip
+    ranking = sorted(rows, key=lambda n: rows[n]["worst"])
+    print(f"{family} ranking by the worst task (env steps to target / budget; >1: missed):")
+    for name in ranking:
+        cells = ", ".join(f"{t}: {v:.2f}" for t, v in rows[name]["per_task"].items())
+        print(f"  {name}: worst {rows[name]['worst']:.2f} ({cells})")
+    file_name = f"tune_{family}.json"
+    results.write(file_name, {"tasks": [t.__dict__ for t in tasks], "ranking": ranking,
+                              "candidates": rows})  # fmt: skip
+    return file_name, ranking
+
+
+def preset_entry(name: str, env_ids: list[str], flags: str, chosen_by: str) -> dict:
+    """A presets-file entry (rlcore/presets.json's format) holding `flags` as settings."""
+    from benchmarks.learning import flag_settings
+
+    types = typing.get_type_hints(Hyperparams)
+    settings = {}
+    for key, value in flag_settings(flags).items():
+        kind = types[key]
+        settings[key] = value if kind is bool or isinstance(value, list) else kind(value)
+    return {"name": name, "ids": env_ids, "settings": settings, "chosen_by": chosen_by}
+
+
+def write_preset(path: Path, entry: dict) -> None:
+    """Add `entry` to the presets file at `path` (replacing one of the same name)."""
+    data = json.loads(path.read_text()) if path.exists() else {"presets": []}
+    data["presets"] = [p for p in data["presets"] if p["name"] != entry["name"]] + [entry]
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote preset {entry['name']!r} to {path}: {entry['settings']}")
 
 
 @click.command(help=__doc__.split("\n\n")[0])
-@click.option("--task", "env_id", required=True, type=click.Choice(list(CANDIDATES)))
+@click.option("--task", "env_ids", required=True, multiple=True,
+              help="An env id (repeat for a family, ranked by its worst task); an env not in "
+                   "benchmarks/tasks.py needs --target and --budget.")  # fmt: skip
+@click.option(
+    "--candidates",
+    "candidate_set",
+    default=None,
+    help=f"Candidate set: {', '.join(CANDIDATES)} [default: the task's own].",
+)
+@click.option("--target", type=float, default=None, help="Mean return to reach.")
+@click.option("--budget", type=int, default=None, help="Env steps a run may use.")
 @click.option("--seeds", default=2, show_default=True)
 @click.option("--first-seed", default=0, show_default=True,
               help="Run seeds K..K+seeds-1; above 0 they join the runs already "
@@ -145,56 +336,45 @@ def score(runs: list[dict], budget: int) -> tuple[float, float]:
 @click.option("--only", default=None, help="Comma-separated candidate names.")
 @click.option("--jobs", default=1, show_default=True, help="Runs at a time.")
 @click.option("--max-seconds", type=float, default=None, help="Wall cap per run.")
-def main(env_id: str, seeds: int, first_seed: int, modes: str, only: str | None, jobs: int,
-         max_seconds: float | None) -> None:  # fmt: skip
-    task = TASKS[env_id]
-    here = machine.show()
-    names = only.split(",") if only else list(CANDIDATES[env_id])
+@click.option("--rank-by", type=click.Choice(["steps", "seconds"]), default="steps",
+              show_default=True, help="One task's ranking: env steps or wall seconds to the "
+              "target.")  # fmt: skip
+@click.option("--write-preset", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Add the best candidate as an entry of this presets file (for "
+                   "--preset-file).")  # fmt: skip
+@click.option("--preset-name", default=None, help="That entry's name [default: from the task].")
+def main(env_ids: tuple[str, ...], candidate_set: str | None, target: float | None,
+         budget: int | None, seeds: int, first_seed: int, modes: str, only: str | None,
+         jobs: int, max_seconds: float | None, rank_by: str, write_preset: Path | None,
+         preset_name: str | None) -> None:  # fmt: skip
+    tasks = tasks_of(env_ids, target, budget)
+    set_name = candidate_set or (env_ids[0] if len(env_ids) == 1 else None)
+    if set_name not in CANDIDATES:
+        raise click.UsageError(f"no candidate set {set_name!r}: give --candidates, one of "
+                               f"{', '.join(CANDIDATES)}")  # fmt: skip
+    candidates = CANDIDATES[set_name]
+    names = only.split(",") if only else list(candidates)
+    unknown = [n for n in names if n not in candidates]
+    if unknown:
+        raise click.UsageError(f"unknown candidates {unknown} in set {set_name!r}")
+    machine.show()
     seed_range = range(first_seed, first_seed + seeds)
-    todo = [(n, m, s) for n in names for m in modes.split(",") for s in seed_range]
-
-    def one(job):
-        name, mode, seed = job
-        flags = ("--preset", "none", *CANDIDATES[env_id][name].split())
-        result = train(task, mode, seed, flags, max_seconds=max_seconds)
-        print(name, mode, seed, {k: v for k, v in result.items() if k != "curve"}, flush=True)
-        return job, result
-
-    with ThreadPoolExecutor(jobs) as pool:
-        done = list(pool.map(one, todo))
-    # Candidates and modes tuned in earlier invocations stay in the file; the modes run now
-    # replace theirs, or with --first-seed add seeds to them (a changed flag string drops
-    # the candidate's old runs).
-    file_name = f"tune_{env_id.replace('/', '-')}.json"
-    earlier = results.load(file_name)
-    table = earlier.get("candidates", {})
-    for name in names:
-        flags, old = CANDIDATES[env_id][name], table.get(name, {})
-        kept = old.get("runs", {}) if old.get("flags") == flags else {}
-        runs = {
-            m: [r for r in rs if first_seed and r["seed"] not in seed_range]
-            if m in modes.split(",")
-            else rs
-            for m, rs in kept.items()
-        }
-        table[name] = {"flags": flags, "runs": runs, "machine": here}
-    for (name, mode, seed), result in done:
-        table[name]["runs"].setdefault(mode, []).append({"seed": seed, **result})
-    for entry in table.values():
-        entry["score"] = {m: score(runs, task.budget) for m, runs in entry["runs"].items()}
-        entry["worst_mode_steps"] = max(s[0] for s in entry["score"].values())
-
-    def rank(name):
-        return table[name]["worst_mode_steps"], min(s[1] for s in table[name]["score"].values())
-
-    ranking = sorted(table, key=rank)
-    print("ranking (median env steps to target, worse mode first):")
-    for name in ranking:
-        print(f"  {name}: {table[name]['worst_mode_steps']:,.0f} {table[name]['score']}")
-    out = {"task": task.__dict__, "ranking": ranking, "candidates": table}
-    if earlier.get("notes"):  # what a reader must know of older runs, written by hand
-        out["notes"] = earlier["notes"]
-    results.write(file_name, out, candidates={n: CANDIDATES[env_id][n] for n in names})
+    tables, files = {}, {}
+    for task in tasks:
+        files[task.env_id], tables[task.env_id] = run_task(
+            task, candidates, names, modes.split(","), seed_range, jobs, max_seconds, rank_by
+        )
+    if len(tasks) > 1:
+        file_name, ranking = rank_family(set_name, tasks, tables, candidates)
+    else:
+        file_name = files[tasks[0].env_id]
+        ranking = json.loads(results.path(file_name).read_text())["ranking"]
+    if write_preset is not None:
+        best = ranking[0]
+        name = preset_name or tasks[0].env_id.split(":")[-1].split("/")[-1].lower()
+        entry = preset_entry(name, list(env_ids), candidates.get(best, ""),
+                             f"{file_name}, candidate {best}")  # fmt: skip
+        write_preset(write_preset, entry)
 
 
 if __name__ == "__main__":
