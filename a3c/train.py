@@ -10,9 +10,11 @@ are `a3c actor` processes, started once the learner has bound.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
+import signal
 import subprocess
 import sys
 from multiprocessing.connection import Connection
@@ -44,17 +46,27 @@ def _train_forked(config: LearnerConfig, actors: int) -> dict:
         theirs.close()
         procs.append(p)
         pipes.append(ours)
-    learner = None
+    endpoint = None  # what each actor is sent: None (no learner) makes it leave
     try:
         learner = Learner(config)
-        for pipe in pipes:
-            pipe.send(learner.endpoint)
-        log.info("started %d actors for %s", actors, learner.endpoint)
+        endpoint = learner.endpoint
+        _tell(pipes, endpoint)
+        log.info("started %d actors for %s", actors, endpoint)
         return learner.run()
     finally:
+        if endpoint is None:
+            _tell(pipes, None)
         for pipe in pipes:
-            pipe.close()  # an actor still waiting reads EOF: no learner, it leaves
+            pipe.close()
         _reap(procs)
+
+
+def _tell(pipes: list[Connection], endpoint: str | None) -> None:
+    """Every actor that still waits gets the address (one that died meanwhile is reaped
+    later, with its exit code in the log)."""
+    for pipe in pipes:
+        with contextlib.suppress(OSError):
+            pipe.send(endpoint)
 
 
 def _forked_actor(pipe: Connection, parent: int) -> None:
@@ -62,14 +74,19 @@ def _forked_actor(pipe: Connection, parent: int) -> None:
     from actor.worker import EXIT_UNREACHABLE, run_actor
 
     die_with_parent(parent)
+    # Until the actor installs its own handlers, Ctrl-C is the parent's to act on: it
+    # sends no address, and an actor still waiting leaves without a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         if not pipe.poll(ADDRESS_WAIT):
             raise SystemExit(EXIT_UNREACHABLE)
         endpoint = pipe.recv()
-    except (EOFError, OSError):  # the learner did not start; it says why
-        raise SystemExit(0) from None
+    except (EOFError, OSError):
+        endpoint = None
     finally:
         pipe.close()
+    if endpoint is None:  # the learner did not start; it says why
+        raise SystemExit(0)
     raise SystemExit(run_actor(endpoint))
 
 
@@ -90,15 +107,22 @@ def _train_spawned(config: LearnerConfig, actors: int, verbose: bool) -> dict:
 
 def _reap(procs: list, timeout: float = 15.0) -> None:
     """Wait for each actor (a Popen or a forked Process) to leave; stop the ones that
-    do not."""
-    for p in procs:
-        if _wait(p, timeout):
-            continue
-        log.warning("actor %d did not stop; terminating it", p.pid)
-        p.terminate()
-        if not _wait(p, 5.0):
+    do not, and all of them at once on a second Ctrl-C."""
+    try:
+        for p in procs:
+            if _wait(p, timeout):
+                continue
+            log.warning("actor %d did not stop; terminating it", p.pid)
+            p.terminate()
+            if not _wait(p, 5.0):
+                p.kill()
+                _wait(p, None)
+    except KeyboardInterrupt:
+        for p in procs:
             p.kill()
+        for p in procs:
             _wait(p, None)
+        raise
 
 
 def _wait(p, timeout: float | None) -> bool:

@@ -621,6 +621,32 @@ def relay_learning(d: dict, name: str = "relay_learning.json") -> str:
     return table(header, rows) + "\n\n" + provenance(d, name)
 
 
+def startup(d: dict) -> str:
+    rows = [
+        [r["what"], r["mode"] or "", f"{r['median_s']:.2f}", f"{r['min_s']:.2f}–{r['max_s']:.2f}"]
+        for r in d["rows"]
+    ]
+    header = "from|mode|seconds, median|range"
+    return (
+        table(header, rows)
+        + f"\n\nMedian of {d['repeats']} starts each, every one a fresh process; "
+        "`python -c 'import torch'` is timed from start to exit.\n\n"
+        + provenance(d, "startup.json")
+    )
+
+
+def split(d: dict) -> str:
+    rows = [
+        [r["case"], str(r["actors"]), num(r["env_steps_per_second"]),
+         num(r["updates_per_second"]),
+         "" if r["rollouts_per_update"] is None else f"{r['rollouts_per_update']:.1f}",
+         "" if r["staleness_mean"] is None else f"{r['staleness_mean']:.1f}"]
+        for r in d["rows"]
+    ]  # fmt: skip
+    header = "data mode, CartPole-v1|actors|env steps/s|updates/s|rollouts per update|staleness"
+    return table(header, rows) + "\n\n" + provenance(d, "split.json")
+
+
 def probe(d: dict) -> str:
     s, t = d["status"], d["import_torch"]
     return (
@@ -634,6 +660,7 @@ def probe(d: dict) -> str:
 def tune(d: dict, name: str, chosen: str | None) -> str:
     """A task's candidates, best first: the top of the ranking and the preset's choice."""
     ranking = d.get("ranking") or list(d["candidates"])
+    by_seconds, budget = d.get("rank_by") == "seconds", d["task"]["budget"]
     shown = ranking[:5] + [c for c in [chosen] if c and c not in ranking[:5]]
     rows = []
     for cand in shown:
@@ -645,15 +672,26 @@ def tune(d: dict, name: str, chosen: str | None) -> str:
                 cells.append("")
                 continue
             solved = sum(bool(r.get("solved")) for r in runs)
-            cells.append(f"{solved}/{len(runs)}, {steps(c['score'][mode][0])}")
+            cell = f"{solved}/{len(runs)}, {steps(c['score'][mode][0])}"
+            if by_seconds:
+                cost = [r["env_steps"] if r.get("solved") else budget for r in runs]
+                middle = steps(statistics.median(cost))
+                cell = f"{solved}/{len(runs)}, {c['score'][mode][0]:.1f} s, {middle}"
+            cells.append(cell)
         label = f"**{cand}** (the preset)" if cand == chosen else cand
         rows.append([label, f"`{c['flags']}`" if c["flags"] else "(none)", *cells])
     task = d["task"]
     text = table(["candidate", "flags (presets off)", "gradient mode", "data mode"], rows)
+    what = (
+        "median wall seconds to it (the learner's clock), then median env steps to it, a miss "
+        "counting the whole budget"
+        if by_seconds
+        else "median env steps to it, a miss counting the whole budget"
+    )
     text += (
         f"\n\nTarget {_target(task['target'])} within {steps(task['budget'])} env steps. Each "
-        "cell: seeds that reached it, of those run; median env steps to it, a miss counting the "
-        f"whole budget. {len(shown)} of {len(ranking)} candidates, best first."
+        f"cell: seeds that reached it, of those run; {what}. {len(shown)} of {len(ranking)} "
+        "candidates, best first."
     )
     return text + "\n\n" + provenance(d, name)
 
@@ -716,6 +754,8 @@ RENDERERS: dict[str, tuple[str, Renderer]] = {
     "soak": _json("soak.json", soak),
     "load": _json("load.json", load),
     "probe": _json("probe.json", probe),
+    "startup": _json("startup.json", startup),
+    "split": _json("split.json", split),
     "profile": ("profile.txt", lambda results: profile((results / "profile.txt").read_text())),
 }
 

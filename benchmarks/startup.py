@@ -87,7 +87,8 @@ def row(what: str, mode: str, times: list[float]) -> dict:
 @click.option("--modes", default="gradient,data", show_default=True)
 def main(repeats: int, modes: str) -> None:
     machine.show()
-    rows = [row("import torch (reference)", "", [import_torch() for _ in range(repeats)])]
+    torch_alone = [import_torch() for _ in range(repeats)]
+    rows = [row("python -c 'import torch' (reference)", "", torch_alone)]
     for mode in modes.split(","):
         train = [train_start(mode) for _ in range(repeats)]
         actor = [actor_start(mode) for _ in range(repeats)]

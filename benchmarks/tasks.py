@@ -31,6 +31,8 @@ TASKS = {
         Task("LunarLander-v3", 0, 1_000_000, "env steps to 0 at most SB3 A2C's", 200),
         Task("InvertedPendulum-v5", 950, 250_000, "950 within 250k env steps"),
         Task("HalfCheetah-v5", 1500, 2_000_000, "1,500 within 2M env steps"),
+        Task("Walker2d-v5", 1000, 2_000_000, "1,000 within 2M env steps, and SB3 A2C's"),
+        Task("Ant-v5", 1000, 2_000_000, "1,000 within 2M env steps, and SB3 A2C's"),
         Task("MinAtar/Breakout-v1", 20, 5_000_000, "20 within 5M env steps, data >= gradient"),
     )
 }

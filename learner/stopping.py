@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 
@@ -57,8 +58,11 @@ class StopRule:
         )
 
 
+log = logging.getLogger(__name__)
+
 STRAGGLERS = 0.25
-"""Seconds a stopping learner still answers after every actor it knows has left."""
+"""Seconds a stopping learner still answers after the last actor it knows has left (hellos
+in flight then get a stop rather than silence)."""
 
 
 def tell_actors_to_stop(
@@ -77,9 +81,9 @@ def tell_actors_to_stop(
     for info in registry.actors.values():
         try_send(sock, Stop(run_id, info.actor_id, reason), info.identity)
     leaving = {info.actor_id for info in registry.actors.values() if not info.gone}
-    start = time.monotonic()
-    deadline, short = start + grace, start + min(grace, STRAGGLERS)
-    while time.monotonic() < (deadline if leaving else short):
+    deadline = time.monotonic() + grace
+    last_left = time.monotonic()
+    while time.monotonic() < (deadline if leaving else min(deadline, last_left + STRAGGLERS)):
         if not sock.poll(50):
             continue
         identity, parts, extra = recv_routed(sock)
@@ -88,6 +92,11 @@ def tell_actors_to_stop(
         except CodecError:
             continue
         if isinstance(msg, Stop):  # an actor leaving: it needs no answer
-            leaving.discard(msg.actor_id)
+            info = registry.actors.get(msg.actor_id)
+            if info is not None and info.identity == identity:  # only itself
+                leaving.discard(msg.actor_id)
+                last_left = time.monotonic()
+                if not leaving:
+                    log.debug("every connected actor has left; the grace ends early")
             continue
         try_send(sock, Stop(run_id, getattr(msg, "actor_id", ""), reason), identity)

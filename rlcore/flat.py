@@ -67,6 +67,8 @@ class FlatParameters:
 
 def _copy_into(buffer: torch.Tensor, flat: np.ndarray) -> None:
     """`flat` (often a read-only view of a received frame) into `buffer`, converted."""
+    if flat.size != buffer.numel():
+        raise ValueError(f"{flat.size} values for {buffer.numel()} weights")
     if buffer.device.type == "cpu":
         np.copyto(buffer.numpy(), flat, casting="same_kind")
     else:

@@ -23,6 +23,8 @@ RESULTS = Path(__file__).parent.parent / "benchmarks" / "results"
     ("env_id", "name"),
     [
         ("Pendulum-v1", "pendulum"),  # its own entry beats its family's
+        ("CartPole-v1", "cartpole"),
+        ("CartPole-v0", "classic-control"),
         ("MountainCar-v0", "classic-control"),  # a family member with no entry of its own
         ("LunarLander-v3", "box2d"),
         ("BipedalWalker-v3", "box2d"),

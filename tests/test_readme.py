@@ -275,3 +275,46 @@ def test_the_readme_example_env_trains(tmp_path):
     assert summary["env"] == env_id and summary["stop_reason"] == "max_env_steps", summary
     assert summary["env_steps"] >= 2000 and summary["updates"] > 0 and summary["episodes"] > 0
     assert f"after {summary['env_steps']:,} env steps" in done.stdout
+
+
+def test_the_tuning_loop_on_an_env_of_your_own(tmp_path):
+    """docs/presets.md's loop, with the README's corridor env and a small budget: tune.py
+    writes the best candidate to a presets file, and a3c train applies it from there."""
+    text = README.read_text()
+    [code] = [body for lang, body in fenced(text) if lang == "python" and "gym.register" in body]
+    (tmp_path / "corridor_env.py").write_text(code)
+    page = (ROOT / "docs" / "presets.md").read_text()
+    [tune, train] = [
+        words for env, words in commands(page)
+        if "corridor_env:Corridor-v0" in words and "--preset-file" in words
+        or "benchmarks.tune" in words and "--write-preset" in words
+    ]  # fmt: skip
+    assert tune[tune.index("--write-preset") + 1] == train[train.index("--preset-file") + 1]
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
+               "A3C_RESULTS_DIR": str(tmp_path / "results")}  # fmt: skip
+    presets = tmp_path / "mine.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.tune", "--task", "corridor_env:Corridor-v0",
+         "--target", "0.5", "--budget", "6000", "--candidates", "generic", "--only",
+         "defaults,T5", "--seeds", "1", "--modes", "data", "--write-preset", str(presets)],
+        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    tuned = json.loads((tmp_path / "results" / "tune_corridor_env-Corridor-v0.json").read_text())
+    assert set(tuned["candidates"]) == {"defaults", "T5"} and tuned["meta"]["commit"]
+    [entry] = json.loads(presets.read_text())["presets"]
+    best = tuned["ranking"][0]
+    assert entry["ids"] == ["corridor_env:Corridor-v0"]
+    assert entry["chosen_by"] == f"tune_corridor_env-Corridor-v0.json, candidate {best}"
+    assert entry["settings"] == ({"rollout_len": 5} if best == "T5" else {})
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "a3c", "train", "--mode", "data", "--env",
+         "corridor_env:Corridor-v0", "--preset-file", str(presets), "--actors", "1",
+         "--max-env-steps", "1000", "--run-dir", str(run_dir), "--no-tensorboard"],
+        cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["preset"]["name"] == entry["name"] and config["preset"]["file"] == str(presets)
+    assert config["preset"]["applied"] == entry["settings"]

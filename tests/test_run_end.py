@@ -125,3 +125,34 @@ def test_actors_do_not_outlive_a_killed_pool():
         assert not any(_alive(p) for p in workers), "actors outlived their pool"
     finally:
         kill_all(pool)
+
+
+def test_a_train_whose_learner_cannot_start_ends_at_once_with_its_actors(tmp_path):
+    """`a3c train` forks its actors before the learner binds: a learner that cannot bind
+    (the port is taken) must send them away, not leave them waiting for an address."""
+    ctx = zmq.Context()
+    taken = ctx.socket(zmq.ROUTER)
+    port = free_port()
+    taken.bind(f"tcp://127.0.0.1:{port}")
+    try:
+        done = run_a3c("train", "--mode", "data", "--actors", "3", "--bind",
+                       f"tcp://127.0.0.1:{port}", "--run-dir", tmp_path / "run",
+                       timeout=40)  # fmt: skip
+    finally:
+        taken.close(0)
+        ctx.term()
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith("Error:")
+    assert "Traceback" not in done.stderr and "did not stop" not in done.stderr
+
+
+def test_a_training_run_acknowledged_by_its_actors_ends_without_the_whole_grace(tmp_path):
+    """Each actor answers the learner's stop; with every one answered the learner does not
+    wait out --stop-grace (a setting with no flag: 1.5 s), and every actor exits 0."""
+    done = run_a3c("train", "--mode", "gradient", "--actors", "2", "--max-env-steps",
+                   "3000", "--target-return", "1e9", "--run-dir", tmp_path / "run",
+                   "--verbose")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.count("learner ended training (max_env_steps); exiting") == 2
+    assert "exit codes" not in done.stderr
+    assert "every connected actor has left; the grace ends early" in done.stderr

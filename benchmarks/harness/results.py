@@ -13,6 +13,7 @@ ran on older defaults."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -22,7 +23,8 @@ from pathlib import Path
 from benchmarks.harness import launch
 from benchmarks.harness.machine import machine
 
-RESULTS = launch.ROOT / "benchmarks" / "results"
+RESULTS = Path(os.environ.get("A3C_RESULTS_DIR") or launch.ROOT / "benchmarks" / "results")
+"""Where results files go: benchmarks/results, or $A3C_RESULTS_DIR (a trial run's)."""
 
 _earlier: dict[str, list[dict]] = {}
 """Per file name: the meta objects it held when this process first read it."""

@@ -42,6 +42,8 @@ ZOO = {
     },
     "InvertedPendulum-v5": {"n_envs": 1, "normalize": True, "kwargs": {}},
     "HalfCheetah-v5": {"n_envs": 1, "normalize": True, "kwargs": {}},
+    "Walker2d-v5": {"n_envs": 1, "normalize": True, "kwargs": {}},
+    "Ant-v5": {"n_envs": 1, "normalize": True, "kwargs": {}},
 }
 
 # rl-baselines3-zoo hyperparams/ppo.yml; its linear schedules run over its n_timesteps
