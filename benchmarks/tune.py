@@ -308,7 +308,7 @@ def preset_entry(name: str, env_ids: list[str], flags: str, chosen_by: str) -> d
     return {"name": name, "ids": env_ids, "settings": settings, "chosen_by": chosen_by}
 
 
-def write_preset(path: Path, entry: dict) -> None:
+def add_preset(path: Path, entry: dict) -> None:
     """Add `entry` to the presets file at `path` (replacing one of the same name)."""
     data = json.loads(path.read_text()) if path.exists() else {"presets": []}
     data["presets"] = [p for p in data["presets"] if p["name"] != entry["name"]] + [entry]
@@ -374,7 +374,7 @@ def main(env_ids: tuple[str, ...], candidate_set: str | None, target: float | No
         name = preset_name or tasks[0].env_id.split(":")[-1].split("/")[-1].lower()
         entry = preset_entry(name, list(env_ids), candidates.get(best, ""),
                              f"{file_name}, candidate {best}")  # fmt: skip
-        write_preset(write_preset, entry)
+        add_preset(write_preset, entry)
 
 
 if __name__ == "__main__":

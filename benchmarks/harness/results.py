@@ -68,7 +68,7 @@ def write(name: str, data: dict, command: str | None = None, **settings) -> Path
     out = {"meta": meta, **{k: v for k, v in data.items() if k != "meta"}}
     p = path(name)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(out, indent=2) + "\n")
+    p.write_text(json.dumps(out, indent=2, default=str) + "\n")  # paths among the options
     print(f"wrote {p.relative_to(launch.ROOT) if p.is_relative_to(launch.ROOT) else p}")
     return p
 
