@@ -128,18 +128,25 @@ def plot(task: Task, rows: dict) -> None:
 @click.option("--tasks", default=",".join(TASKS), show_default=True,
               help="Comma-separated env ids.")  # fmt: skip
 @click.option("--seeds", default=3, show_default=True)
+@click.option(
+    "--first-seed",
+    default=0,
+    show_default=True,
+    help="Run seeds K..K+seeds-1 (more seeds for rows already measured).",
+)
 @click.option("--trainers", default=",".join(TRAINERS), show_default=True)
 @click.option("--jobs", default=1, show_default=True, help="Runs at a time (many-core hosts).")
 @click.option("--max-seconds", type=float, default=None, help="Wall cap per run.")
 @click.option("--import-tune", multiple=True, metavar="TASK:CANDIDATE",
               help="A tune.py candidate's runs as the task's service rows (only if its flags "
                    "are the task's preset now); runs nothing.")  # fmt: skip
-def main(tasks: str, seeds: int, trainers: str, jobs: int, max_seconds: float | None,
-         import_tune: tuple[str, ...]) -> None:  # fmt: skip
+def main(tasks: str, seeds: int, first_seed: int, trainers: str, jobs: int,
+         max_seconds: float | None, import_tune: tuple[str, ...]) -> None:  # fmt: skip
     chosen = [] if import_tune else [TASKS[t] for t in tasks.split(",")]
     names = trainers.split(",")
     here = machine()
-    todo = [(t, name, s) for t in chosen for name in names for s in range(seeds)
+    seed_range = range(first_seed, first_seed + seeds)
+    todo = [(t, name, s) for t in chosen for name in names for s in seed_range
             if name != TRAINERS[2] or t.env_id in sb3.ZOO]  # fmt: skip
 
     def one(job):
