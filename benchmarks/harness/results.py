@@ -76,7 +76,8 @@ def write(name: str, data: dict, command: str | None = None, **settings) -> Path
 def provenance(settings: dict) -> dict:
     return {
         "commit": _git("rev-parse", "HEAD").strip(),
-        "dirty": bool(_git("status", "--porcelain").strip()),
+        # results files a script appends to across runs are not code changes
+        "dirty": bool(_git("status", "--porcelain", "--", ".", ":!benchmarks/results").strip()),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "command": command_line(),
