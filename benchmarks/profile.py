@@ -83,8 +83,14 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def py_spy() -> str | None:
+    """py-spy on PATH, or beside this Python (a virtual environment not activated)."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+
+
 def record(pid: int, seconds: float, out: Path) -> subprocess.Popen:
-    cmd = ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate",
+    cmd = [py_spy(), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate",
            str(RATE), "--nonblocking", "--format", "raw", "--output", str(out)]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -137,7 +143,7 @@ def report(found: list[dict], seconds: float) -> str:
 @click.option("--warmup", default=4.0, show_default=True, help="Seconds before sampling.")
 @click.option("--seconds", default=8.0, show_default=True, help="Seconds sampled.")
 def main(modes: str, warmup: float, seconds: float) -> None:
-    if shutil.which("py-spy") is None:
+    if py_spy() is None:
         raise click.ClickException("py-spy is not installed: pip install -c constraints.txt "
                                    "-e '.[bench]'")  # fmt: skip
     machine.show()
