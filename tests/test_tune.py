@@ -1,0 +1,63 @@
+"""benchmarks/tune.py's arithmetic: a family ranks candidates by their worst task, a run
+that misses counts by how far it fell short, and a candidate's flags become a preset
+entry with the hyperparameters' own types."""
+
+import json
+
+import pytest
+
+from benchmarks import tune
+from benchmarks.harness import results
+from benchmarks.tasks import Task
+from rlcore.presets import load_file
+
+A = Task("A-v0", 1000, 2_000_000, "")
+B = Task("B-v0", -100, 500_000, "")
+
+
+def runs(*cells):
+    """(solved, env steps, best return) per seed, the same in both modes."""
+    rows = [{"solved": s, "env_steps": n, "best_return": b} for s, n, b in cells]
+    return {"runs": {"gradient": rows, "data": rows}}
+
+
+def test_a_solved_task_counts_its_share_of_the_budget_and_a_miss_its_shortfall():
+    assert tune.shortfall(runs((True, 500_000, 1000), (True, 1_000_000, 1000)), A) == 0.375
+    # missed on every seed: 1 plus how far the best return fell short of the target
+    assert tune.shortfall(runs((False, 2_000_000, 750)), A) == pytest.approx(1.25)
+    assert tune.shortfall(runs((False, 500_000, -150)), B) == pytest.approx(1.5)
+    assert tune.shortfall(runs((False, 500_000, None)), B) == 2.0
+
+
+def test_the_worse_mode_decides():
+    entry = runs((True, 200_000, 1000))
+    entry["runs"]["data"] = [{"solved": True, "env_steps": 1_800_000, "best_return": 1000}]
+    assert tune.shortfall(entry, A) == pytest.approx(0.9)
+
+
+def test_a_family_ranks_by_its_worst_task(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "RESULTS", tmp_path)
+    tables = {
+        # steady: fair on both tasks; spiky: best on A, misses B
+        "A-v0": {"steady": runs((True, 800_000, 1000)), "spiky": runs((True, 100_000, 1000))},
+        "B-v0": {"steady": runs((True, 250_000, -90)), "spiky": runs((False, 500_000, -120))},
+    }
+    candidates = {"steady": "--lr 2e-3", "spiky": "--hidden 256,256"}
+    name, ranking = tune.rank_family("fam", [A, B], tables, candidates)
+    assert ranking == ["steady", "spiky"]
+    written = json.loads((tmp_path / name).read_text())
+    assert written["candidates"]["spiky"]["worst"] == pytest.approx(1.2)
+    assert written["candidates"]["steady"]["per_task"] == {"A-v0": 0.4, "B-v0": 0.5}
+
+
+def test_flags_become_a_typed_preset_entry_that_loads(tmp_path):
+    flags = "--lr 2e-3 --rollout-len 10 --hidden 128,128 --normalize-obs --log-std-init -1"
+    entry = tune.preset_entry("mine", ["Mine-v0"], flags, "tune_Mine-v0.json, candidate x")
+    assert entry["settings"] == {"lr": 0.002, "rollout_len": 10, "hidden": [128, 128],
+                                 "normalize_obs": True, "log_std_init": -1.0}  # fmt: skip
+    assert isinstance(entry["settings"]["rollout_len"], int)
+    path = tmp_path / "p.json"
+    tune.add_preset(path, entry)
+    tune.add_preset(path, {**entry, "settings": {"lr": 0.001}})  # same name: replaced
+    [loaded] = load_file(path)
+    assert loaded.name == "mine" and loaded.settings == {"lr": 0.001}
