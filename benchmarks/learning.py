@@ -79,9 +79,10 @@ def service(task: Task, mode: str, seed: int, max_seconds: float | None) -> dict
 
 def sb3_a2c(task: Task, seed: int, max_seconds: float | None) -> dict:
     """SB3 A2C with the zoo's settings, stopped at the target (the comparison is to it) or
-    the same budget."""
-    return sb3.a2c(task.env_id, seed, task.target, budget=task.budget,
-                   max_seconds=max_seconds, threads=1)  # fmt: skip
+    the same budget; in a process of its own, so that --jobs runs SB3 runs side by side
+    (threads of this one would share its interpreter lock)."""
+    return sb3.fresh_process("a2c", task.env_id, seed, task.target, budget=task.budget,
+                             max_seconds=max_seconds, threads=1)  # fmt: skip
 
 
 def summarize(task: Task, runs: list[dict]) -> dict:
