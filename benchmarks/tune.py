@@ -18,6 +18,7 @@ rlcore/presets.json names the file and the candidate that chose each entry. With
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import typing
@@ -218,9 +219,9 @@ def tasks_of(env_ids: tuple[str, ...], target: float | None, budget: int | None)
         known = TASKS.get(env_id)
         if known is None and (target is None or budget is None):
             raise click.UsageError(f"{env_id} is not a known task: give --target and --budget")
-        base = known or Task(env_id, target, budget, "your target")
-        out.append(Task(env_id, target if target is not None else base.target,
-                        budget if budget is not None else base.budget, base.goal))  # fmt: skip
+        task = known or Task(env_id, target, budget, "your target")
+        given = {"target": target, "budget": budget}
+        out.append(dataclasses.replace(task, **{k: v for k, v in given.items() if v is not None}))
     return out
 
 

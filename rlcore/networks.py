@@ -219,10 +219,6 @@ def build_network(spec: EnvSpec, hp: Hyperparams, seed: int | None = None) -> Ac
     )
 
 
-def num_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def get_flat_params(model: nn.Module) -> np.ndarray:
     with torch.no_grad():
         flat = torch.nn.utils.parameters_to_vector(model.parameters())

@@ -79,10 +79,6 @@ ZOO_PPO = {
 ZOOS = {"a2c": ZOO, "ppo": ZOO_PPO}
 
 
-def a2c(env_id: str, seed: int, stop_at: float, **kw) -> dict:
-    return run("a2c", env_id, seed, stop_at, **kw)
-
-
 def run(
     algo: str,
     env_id: str,
