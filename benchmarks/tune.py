@@ -51,6 +51,11 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "norm-reward": "--normalize-reward",
         "envs8": "--num-envs 8",
         "lr2e-3-split": "--lr 2e-3 --split-batches",
+        # Aimed at data mode's rare collapse at lr 3e-3 (a policy stuck on one action):
+        # the same step size as gradient mode, a tighter clip, more entropy.
+        "lr3e-3-bls1": "--lr 3e-3 --batch-lr-scale 1",
+        "lr3e-3-clip0.5": "--lr 3e-3 --max-grad-norm 0.5",
+        "lr3e-3-ent0.02": "--lr 3e-3 --entropy-coef 0.02",
     },
     "Acrobot-v1": {
         "defaults": "",
@@ -154,6 +159,9 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "preset-nodecay": MUJOCO.replace(" --lr-decay", ""),
         "preset-unbounded": MUJOCO.replace(" --bounded-mean", ""),
         "preset-256-lam0.95": f"{MUJOCO} --hidden 256,256 --gae-lambda 0.95",
+        # Walker2d's runs settle on one gait and stop exploring (entropy 0, std e^-1).
+        "preset-std0": f"{MUJOCO} --log-std-init 0",
+        "preset-lr5e-4": f"{MUJOCO} --lr 5e-4",
     },
     # For an env of your own (--task module:Id --target R --budget N --candidates generic):
     # the knobs that moved the tuned tasks most.
