@@ -253,7 +253,7 @@ def run_task(task: Task, candidates: dict[str, str], names: list[str], modes: li
     # Candidates and modes tuned in earlier invocations stay in the file; the modes run now
     # replace theirs, or with --first-seed add seeds to them (a changed flag string drops
     # the candidate's old runs).
-    file_name = f"tune_{task.env_id.replace('/', '-').replace(':', '-')}.json"
+    file_name = task_file(task)
     earlier = results.load(file_name)
     table = earlier.get("candidates", {})
     for name in names:
@@ -285,13 +285,34 @@ def run_task(task: Task, candidates: dict[str, str], names: list[str], modes: li
     return file_name, table
 
 
+def task_file(task: Task) -> str:
+    return f"tune_{task.env_id.replace('/', '-').replace(':', '-')}.json"
+
+
+def recorded(task: Task) -> dict:
+    """A task's candidates as its results file holds them (none if it was never tuned)."""
+    return results.load(task_file(task)).get("candidates", {})
+
+
+def same_flags(table: dict, name: str, flags: str) -> dict | None:
+    """The recorded candidate with these flags: by its name, or under another name (a task's
+    own set may hold the same flags, as HalfCheetah's holds the mujoco preset's)."""
+    mine = table.get(name)
+    if mine and mine.get("flags") == flags and mine.get("runs"):
+        return mine
+    return next((e for e in table.values() if e.get("flags") == flags and e.get("runs")), None)
+
+
 def rank_family(family: str, tasks: list[Task], tables: dict[str, dict],
                 candidates: dict[str, str]) -> tuple[str, list[str]]:  # fmt: skip
     """Candidates run on every task of the family, ranked by their worst task."""
-    common = [n for n in candidates if all(n in tables[t.env_id] for t in tasks)]
+    found = {n: [same_flags(tables[t.env_id], n, flags) for t in tasks]
+             for n, flags in candidates.items()}  # fmt: skip
     rows = {}
-    for name in common:
-        per_task = {t.env_id: shortfall(tables[t.env_id][name], t) for t in tasks}
+    for name, entries in found.items():
+        if not all(entries):
+            continue
+        per_task = {t.env_id: shortfall(e, t) for t, e in zip(tasks, entries, strict=True)}
         rows[name] = {"flags": candidates[name], "per_task": per_task,
                       "worst": max(per_task.values())}  # fmt: skip
     ranking = sorted(rows, key=lambda n: rows[n]["worst"])
@@ -352,10 +373,13 @@ def add_preset(path: Path, entry: dict) -> None:
               help="Add the best candidate as an entry of this presets file (for "
                    "--preset-file).")  # fmt: skip
 @click.option("--preset-name", default=None, help="That entry's name [default: from the task].")
+@click.option("--rank-only", is_flag=True,
+              help="Run nothing: rank the family from the runs its tasks' files hold (tasks "
+                   "tuned in separate invocations, or with different seeds).")  # fmt: skip
 def main(env_ids: tuple[str, ...], candidate_set: str | None, target: float | None,
          budget: int | None, seeds: int, first_seed: int, modes: str, only: str | None,
          jobs: int, max_seconds: float | None, rank_by: str, write_preset: Path | None,
-         preset_name: str | None) -> None:  # fmt: skip
+         preset_name: str | None, rank_only: bool) -> None:  # fmt: skip
     tasks = tasks_of(env_ids, target, budget)
     set_name = candidate_set or (env_ids[0] if len(env_ids) == 1 else None)
     if set_name not in CANDIDATES:
@@ -366,10 +390,15 @@ def main(env_ids: tuple[str, ...], candidate_set: str | None, target: float | No
     unknown = [n for n in names if n not in candidates]
     if unknown:
         raise click.UsageError(f"unknown candidates {unknown} in set {set_name!r}")
+    if rank_only and len(tasks) < 2:
+        raise click.UsageError("--rank-only ranks a family: give two --task or more")
     machine.show()
     seed_range = range(first_seed, first_seed + seeds)
     tables, files = {}, {}
     for task in tasks:
+        if rank_only:
+            files[task.env_id], tables[task.env_id] = task_file(task), recorded(task)
+            continue
         files[task.env_id], tables[task.env_id] = run_task(
             task, candidates, names, modes.split(","), seed_range, jobs, max_seconds, rank_by
         )

@@ -35,19 +35,60 @@ def test_the_worse_mode_decides():
     assert tune.shortfall(entry, A) == pytest.approx(0.9)
 
 
+def flagged(flags, *cells):
+    return {"flags": flags, **runs(*cells)}
+
+
+STEADY, SPIKY = "--lr 2e-3", "--hidden 256,256"
+
+
 def test_a_family_ranks_by_its_worst_task(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "RESULTS", tmp_path)
     tables = {
         # steady: fair on both tasks; spiky: best on A, misses B
-        "A-v0": {"steady": runs((True, 800_000, 1000)), "spiky": runs((True, 100_000, 1000))},
-        "B-v0": {"steady": runs((True, 250_000, -90)), "spiky": runs((False, 500_000, -120))},
-    }
-    candidates = {"steady": "--lr 2e-3", "spiky": "--hidden 256,256"}
+        "A-v0": {"steady": flagged(STEADY, (True, 800_000, 1000)),
+                 "spiky": flagged(SPIKY, (True, 100_000, 1000))},
+        "B-v0": {"steady": flagged(STEADY, (True, 250_000, -90)),
+                 "spiky": flagged(SPIKY, (False, 500_000, -120))},
+    }  # fmt: skip
+    candidates = {"steady": STEADY, "spiky": SPIKY}
     name, ranking = tune.rank_family("fam", [A, B], tables, candidates)
     assert ranking == ["steady", "spiky"]
     written = json.loads((tmp_path / name).read_text())
     assert written["candidates"]["spiky"]["worst"] == pytest.approx(1.2)
     assert written["candidates"]["steady"]["per_task"] == {"A-v0": 0.4, "B-v0": 0.5}
+
+
+def test_a_family_finds_a_candidate_by_its_flags_and_drops_changed_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "RESULTS", tmp_path)
+    tables = {
+        # A's own set ran steady's flags under another name; spiky's flags changed since
+        "A-v0": {"a-own-name": flagged(STEADY, (True, 800_000, 1000)),
+                 "spiky": flagged("--hidden 128,128", (True, 100_000, 1000))},
+        "B-v0": {"steady": flagged(STEADY, (True, 250_000, -90)),
+                 "spiky": flagged(SPIKY, (True, 100_000, -90))},
+    }  # fmt: skip
+    _, ranking = tune.rank_family("fam", [A, B], tables, {"steady": STEADY, "spiky": SPIKY})
+    assert ranking == ["steady"]
+
+
+def test_rank_only_ranks_the_recorded_files_and_runs_nothing(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    monkeypatch.setattr(results, "RESULTS", tmp_path)
+    monkeypatch.setattr(tune, "run_task", lambda *a, **k: pytest.fail("ran a task"))
+    monkeypatch.setitem(tune.CANDIDATES, "fam", {"steady": STEADY, "spiky": SPIKY})
+    monkeypatch.setattr(tune, "TASKS", {"A-v0": A, "B-v0": B})
+    for task, table in (("A-v0", {"steady": flagged(STEADY, (True, 800_000, 1000))}),
+                        ("B-v0", {"steady": flagged(STEADY, (True, 250_000, -90))})):  # fmt: skip
+        (tmp_path / f"tune_{task}.json").write_text(json.dumps({"candidates": table}))
+    args = ["--task", "A-v0", "--task", "B-v0", "--candidates", "fam", "--rank-only"]
+    out = CliRunner().invoke(tune.main, args)
+    assert out.exit_code == 0, out.output
+    written = json.loads((tmp_path / "tune_fam.json").read_text())
+    assert written["ranking"] == ["steady"]
+    one = CliRunner().invoke(tune.main, ["--task", "A-v0", "--candidates", "fam", "--rank-only"])
+    assert one.exit_code != 0 and "two --task" in one.output
 
 
 def test_flags_become_a_typed_preset_entry_that_loads(tmp_path):
