@@ -700,6 +700,39 @@ def tune(d: dict, name: str, chosen: str | None) -> str:
     return text + "\n\n" + provenance(d, name)
 
 
+def tune_family(d: dict, name: str, chosen: str | None) -> str:
+    """A family's candidates, ranked by their worst task, each task's outcome per mode."""
+    tasks = d["tasks"]
+    rows = []
+    for cand in d["ranking"]:
+        c = d["candidates"][cand]
+        cells = []
+        for task in tasks:
+            modes = c.get("cells", {}).get(task["env_id"], {})
+            parts = []
+            for mode in ("gradient", "data"):
+                m = modes.get(mode)
+                if m:
+                    cell = f"{mode[0]} {m['reached']}/{m['seeds']}, {steps(m['median_steps'])}"
+                    if 2 * m["reached"] < m["seeds"] and m["median_best"] is not None:
+                        cell += f", best {m['median_best']:,.0f}"
+                    parts.append(cell)
+            cells.append("; ".join(parts))
+        label = f"**{cand}** (the preset)" if cand == chosen else cand
+        rows.append([label, f"`{c['flags']}`", *cells, f"{c['worst']:.2f}"])
+    header = ["candidate", "flags (presets off)", *(t["env_id"] for t in tasks), "worst"]
+    targets = ", ".join(f"{t['env_id']} {_target(t['target'])} within {steps(t['budget'])}"
+                        for t in tasks)  # fmt: skip
+    text = table(header, rows) + (
+        f"\n\nTargets: {targets} env steps. Each cell, per mode (g: gradient, d: data): seeds "
+        "that reached the target, of those run; median env steps to it, a miss counting the "
+        "whole budget; where most missed, their median best return. Worst: the worst task's "
+        "shortfall, the worse mode's median env steps over the budget (above 1: missed, by "
+        "the fraction of the target it fell short). Best first."
+    )
+    return text + "\n\n" + provenance(d, name)
+
+
 def profile(text: str) -> str:
     """py-spy's shares per mode and process, from the text benchmarks/profile.py wrote."""
     meta_line = re.search(r"^# meta: (.+)$", text, re.M)
@@ -783,7 +816,12 @@ def renderer(name: str, root: Path) -> tuple[str, Renderer]:
     if name.startswith("tune-"):
         path = f"tune_{name.removeprefix('tune-')}.json"
         chosen = _chosen_candidates(root).get(path)
-        return path, lambda results: tune(json.loads((results / path).read_text()), path, chosen)
+
+        def one(results: Path) -> str:
+            d = json.loads((results / path).read_text())
+            return (tune_family if "tasks" in d else tune)(d, path, chosen)
+
+        return path, one
     raise RenderError(f"no renderer named {name!r}")
 
 

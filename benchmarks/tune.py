@@ -294,6 +294,19 @@ def recorded(task: Task) -> dict:
     return results.load(task_file(task)).get("candidates", {})
 
 
+def outcome(entry: dict, task: Task) -> dict:
+    """Per mode: seeds that reached the target, seeds run, median env steps to it (a miss
+    counting the budget) and median best return."""
+    out = {}
+    for mode, runs in entry["runs"].items():
+        cost = [r["env_steps"] if r.get("solved") else task.budget for r in runs]
+        best = [r["best_return"] for r in runs if r.get("best_return") is not None]
+        out[mode] = {"reached": sum(bool(r.get("solved")) for r in runs), "seeds": len(runs),
+                     "median_steps": statistics.median(cost),
+                     "median_best": statistics.median(best) if best else None}  # fmt: skip
+    return out
+
+
 def same_flags(table: dict, name: str, flags: str) -> dict | None:
     """The recorded candidate with these flags: by its name, or under another name (a task's
     own set may hold the same flags, as HalfCheetah's holds the mujoco preset's)."""
@@ -313,7 +326,8 @@ def rank_family(family: str, tasks: list[Task], tables: dict[str, dict],
         if not all(entries):
             continue
         per_task = {t.env_id: shortfall(e, t) for t, e in zip(tasks, entries, strict=True)}
-        rows[name] = {"flags": candidates[name], "per_task": per_task,
+        cells = {t.env_id: outcome(e, t) for t, e in zip(tasks, entries, strict=True)}
+        rows[name] = {"flags": candidates[name], "per_task": per_task, "cells": cells,
                       "worst": max(per_task.values())}  # fmt: skip
     ranking = sorted(rows, key=lambda n: rows[n]["worst"])
     print(f"{family} ranking by the worst task (env steps to target / budget; >1: missed):")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks import tune
+from benchmarks import render, tune
 from benchmarks.harness import results
 from benchmarks.tasks import Task
 from rlcore.presets import load_file
@@ -57,6 +57,11 @@ def test_a_family_ranks_by_its_worst_task(tmp_path, monkeypatch):
     written = json.loads((tmp_path / name).read_text())
     assert written["candidates"]["spiky"]["worst"] == pytest.approx(1.2)
     assert written["candidates"]["steady"]["per_task"] == {"A-v0": 0.4, "B-v0": 0.5}
+    # rendered for the docs: each task's outcome per mode, a miss with how close it came
+    text = render.tune_family(written, name, chosen="steady")
+    steady, spiky = (line for line in text.splitlines() if "steady" in line or "spiky" in line)
+    assert "**steady** (the preset)" in steady and "g 1/1, 800k; d 1/1, 800k" in steady
+    assert "g 0/1, 500k, best -120" in spiky and spiky.endswith("| 1.20 |")
 
 
 def test_a_family_finds_a_candidate_by_its_flags_and_drops_changed_ones(tmp_path, monkeypatch):
