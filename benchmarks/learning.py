@@ -173,9 +173,11 @@ def main(tasks: str, seeds: int, first_seed: int, trainers: str, jobs: int,
            if t.env_id in sb3.ZOO and TRAINERS[2] in names}  # fmt: skip
     with ThreadPoolExecutor(jobs) as pool:
         list(pool.map(keep, todo))
-    for spec in import_tune:
+    for spec in import_tune:  # the candidate's runs become the task's service rows, all of them
         task, rows = tune_rows(spec)
-        store["runs"].setdefault(task.env_id, {}).update(rows)
+        kept = {k: v for k, v in store["runs"].get(task.env_id, {}).items()
+                if not k.startswith("service ")}  # fmt: skip
+        store["runs"][task.env_id] = kept | rows
     table = []
     for task in (TASKS[t] for t in store["runs"]):  # every task measured so far
         runs = {tuple(k.split("|")): v for k, v in store["runs"][task.env_id].items()

@@ -107,3 +107,34 @@ def test_flags_become_a_typed_preset_entry_that_loads(tmp_path):
     tune.add_preset(path, {**entry, "settings": {"lr": 0.001}})  # same name: replaced
     [loaded] = load_file(path)
     assert loaded.name == "mine" and loaded.settings == {"lr": 0.001}
+
+
+def test_imported_tune_runs_replace_every_service_row_of_the_task(tmp_path, monkeypatch):
+    """A preset's tuning runs become the task's service rows; rows of the preset before it
+    (say seeds 3..5) must not stay mixed in; other trainers' rows stay."""
+    from click.testing import CliRunner
+
+    from benchmarks import learning
+
+    monkeypatch.setattr(results, "RESULTS", tmp_path)
+    curve = [[50_000, 1.0, 100.0], [90_000, 2.0, 480.0]]
+    run = {"solved": True, "env_steps": 90_000, "wall_seconds": 2.0, "best_return": 480.0,
+           "final_return": 480.0, "curve": curve}  # fmt: skip
+    flags = "--lr 3e-3 --batch-lr-scale 1"  # the cartpole preset's settings
+    tuned = {
+        "flags": flags,
+        "machine": None,
+        "runs": {m: [{"seed": s, **run} for s in (0, 1)] for m in ("gradient", "data")},
+    }
+    (tmp_path / "tune_CartPole-v1.json").write_text(json.dumps({"candidates": {"x": tuned}}))
+    old = {**run, "best_return": 9.0}
+    store = {"runs": {"CartPole-v1": {**{f"service {m}|{s}": old for m in ("gradient", "data")
+                                         for s in range(6)},
+                                      "SB3 A2C (zoo)|0": run}}}  # fmt: skip
+    (tmp_path / "learning.json").write_text(json.dumps(store))
+    out = CliRunner().invoke(learning.main, ["--import-tune", "CartPole-v1:x"])
+    assert out.exit_code == 0, out.output
+    rows = json.loads((tmp_path / "learning.json").read_text())["runs"]["CartPole-v1"]
+    assert sorted(rows) == ["SB3 A2C (zoo)|0", "service data|0", "service data|1",
+                            "service gradient|0", "service gradient|1"]  # fmt: skip
+    assert all(r["best_return"] == 480.0 for r in rows.values())
