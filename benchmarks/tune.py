@@ -31,6 +31,22 @@ from benchmarks.harness import machine, results
 from benchmarks.tasks import TASKS, Task, train
 from rlcore.hyperparams import Hyperparams
 
+
+def with_flags(base: str, extra: str) -> str:
+    """`base` with the options in `extra` set there: an option `base` already gives has its
+    value replaced, so a candidate reads as the settings it runs with."""
+    given = {word for word in extra.split() if word.startswith("--")}
+    out, words = [], base.split()
+    i = 0
+    while i < len(words):
+        if words[i] in given:  # drop it and its value, if it has one
+            i += 2 if i + 1 < len(words) and not words[i + 1].startswith("--") else 1
+            continue
+        out.append(words[i])
+        i += 1
+    return " ".join(out + extra.split())
+
+
 PENDULUM = "--gamma 0.9 --entropy-coef 0"
 NORM = "--normalize-obs --normalize-reward"
 MUJOCO = (f"{NORM} --entropy-coef 0 --log-std-init -1 --lr-decay --rollout-len 5 "
@@ -154,13 +170,13 @@ CANDIDATES: dict[str, dict[str, str]] = {
         "preset-128": f"{MUJOCO} --hidden 128,128",
         "preset-vf1": f"{MUJOCO} --value-coef 1",
         "preset-lam0.95": f"{MUJOCO} --gae-lambda 0.95",
-        "preset-T10": f"{MUJOCO} --rollout-len 10",
-        "preset-std-0.5": f"{MUJOCO} --log-std-init -0.5",
+        "preset-T10": with_flags(MUJOCO, "--rollout-len 10"),
+        "preset-std-0.5": with_flags(MUJOCO, "--log-std-init -0.5"),
         "preset-nodecay": MUJOCO.replace(" --lr-decay", ""),
         "preset-unbounded": MUJOCO.replace(" --bounded-mean", ""),
         "preset-256-lam0.95": f"{MUJOCO} --hidden 256,256 --gae-lambda 0.95",
         # Walker2d's runs settle on one gait and stop exploring (entropy 0, std e^-1).
-        "preset-std0": f"{MUJOCO} --log-std-init 0",
+        "preset-std0": with_flags(MUJOCO, "--log-std-init 0"),
         "preset-lr5e-4": f"{MUJOCO} --lr 5e-4",
     },
     # For an env of your own (--task module:Id --target R --budget N --candidates generic):

@@ -28,8 +28,10 @@ RESULTS = Path(__file__).parent.parent / "benchmarks" / "results"
         ("MountainCar-v0", "classic-control"),  # a family member with no entry of its own
         ("LunarLander-v3", "box2d"),
         ("BipedalWalker-v3", "box2d"),
-        ("HalfCheetah-v5", "mujoco"),
-        ("Hopper-v5", "mujoco"),
+        ("HalfCheetah-v5", "halfcheetah"),  # tuned on alone; its own entry beats its family
+        ("Walker2d-v5", "mujoco"),
+        ("Ant-v5", "mujoco"),
+        ("Hopper-v5", "mujoco"),  # a family member no tuning saw
         ("InvertedPendulum-v5", "inverted-pendulum"),  # its own entry beats its family
         ("ALE/Pong-v5", "atari"),
         ("ALE/Breakout-v5", "atari"),

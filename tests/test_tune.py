@@ -138,3 +138,14 @@ def test_imported_tune_runs_replace_every_service_row_of_the_task(tmp_path, monk
     assert sorted(rows) == ["SB3 A2C (zoo)|0", "service data|0", "service data|1",
                             "service gradient|0", "service gradient|1"]  # fmt: skip
     assert all(r["best_return"] == 480.0 for r in rows.values())
+
+
+def test_a_candidate_built_on_a_preset_sets_an_option_once():
+    base = "--normalize-obs --log-std-init -1 --rollout-len 5 --bounded-mean"
+    assert tune.with_flags(base, "--log-std-init 0") == (
+        "--normalize-obs --rollout-len 5 --bounded-mean --log-std-init 0"
+    )
+    # a switch (no value) and a negative value are told apart from the next option
+    assert tune.with_flags(base, "--bounded-mean --lr 2e-3") == (
+        "--normalize-obs --log-std-init -1 --rollout-len 5 --bounded-mean --lr 2e-3"
+    )
