@@ -39,6 +39,7 @@ OPENING = re.compile(r"^<!-- results:([\w.-]+) -->$", re.M)
 IMAGES = (
     "learning_LunarLander-v3.png",
     "learning_HalfCheetah-v5.png",
+    "learning_Walker2d-v5.png",
     "network.png",
     "scale.png",
     "spaces_memory.png",
