@@ -154,10 +154,16 @@ TRAINERS = (
 def _learning_cell(row: dict | None, wall: bool = True) -> str:
     if row is None:
         return ""
-    text = f"{row['reached']}/{row['seeds']}, {steps(row['steps_to_target'])}"
-    if 2 * row["reached"] < row["seeds"]:  # the median run missed: how close it came
-        text += f", best {row['best_return']:,.0f}"
+    text = _reached(row["reached"], row["seeds"], row["steps_to_target"], row["best_return"])
     return text + (f" ({row['wall_to_target']:.1f} s)" if wall else "")
+
+
+def _reached(reached: int, seeds: int, median_steps: float, best: float | None) -> str:
+    """`reached/seeds, median steps`, and where the median run missed, how close it came."""
+    text = f"{reached}/{seeds}, {steps(median_steps)}"
+    if 2 * reached < seeds and best is not None:
+        text += f", best {best:,.0f}"
+    return text
 
 
 def _target(x: float) -> str:
@@ -714,10 +720,8 @@ def tune_family(d: dict, name: str, chosen: str | None) -> str:
             for mode in ("gradient", "data"):
                 m = modes.get(mode)
                 if m:
-                    cell = f"{mode[0]} {m['reached']}/{m['seeds']}, {steps(m['median_steps'])}"
-                    if 2 * m["reached"] < m["seeds"] and m["median_best"] is not None:
-                        cell += f", best {m['median_best']:,.0f}"
-                    parts.append(cell)
+                    cell = _reached(m["reached"], m["seeds"], m["median_steps"], m["median_best"])
+                    parts.append(f"{mode[0]} {cell}")
             cells.append("; ".join(parts))
         label = f"**{cand}** (the preset)" if cand == chosen else cand
         rows.append([label, f"`{c['flags']}`", *cells, f"{c['worst']:.2f}"])
