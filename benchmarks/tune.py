@@ -314,11 +314,10 @@ def outcome(entry: dict, task: Task) -> dict:
     counting the budget) and median best return."""
     out = {}
     for mode, runs in entry["runs"].items():
-        cost = [r["env_steps"] if r.get("solved") else task.budget for r in runs]
-        best = [r["best_return"] for r in runs if r.get("best_return") is not None]
+        median_steps, minus_best = score(runs, task.budget)
+        best = None if minus_best == float("inf") else -minus_best  # no run reported one
         out[mode] = {"reached": sum(bool(r.get("solved")) for r in runs), "seeds": len(runs),
-                     "median_steps": statistics.median(cost),
-                     "median_best": statistics.median(best) if best else None}  # fmt: skip
+                     "median_steps": median_steps, "median_best": best}  # fmt: skip
     return out
 
 
